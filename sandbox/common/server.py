@@ -1,0 +1,62 @@
+"""Run a sandbox app on a loopback port, in a background thread (tests) or in the foreground (people)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+LOOPBACK = "127.0.0.1"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError(f"sandboxes listen on loopback only, not {host!r}")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((LOOPBACK if host == "localhost" else host, port))
+    sock.listen(2048)
+    return sock
+
+
+@dataclass
+class RunningServer:
+    """A sandbox server started by `start_in_thread`; `stop()` shuts it down."""
+
+    base_url: str
+    port: int
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def _config(app, log_level: str) -> uvicorn.Config:
+    # Access logs would print request paths with query strings; keep them off by default.
+    return uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30)
+
+
+def start_in_thread(app, host: str = LOOPBACK, port: int = 0, log_level: str = "warning") -> RunningServer:
+    """Start `app` on a free loopback port (or `port`) and return once it accepts connections."""
+    sock = _bind(host, port)
+    server = uvicorn.Server(_config(app, log_level))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="sandbox-server")
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("sandbox server did not start")
+        time.sleep(0.02)
+    bound_port = sock.getsockname()[1]
+    return RunningServer(f"http://{LOOPBACK}:{bound_port}", bound_port, server, thread)
+
+
+def serve_forever(app, host: str = LOOPBACK, port: int = 0, log_level: str = "warning") -> None:
+    """Serve `app` in the foreground until interrupted."""
+    sock = _bind(host, port)
+    uvicorn.Server(_config(app, log_level)).run(sockets=[sock])

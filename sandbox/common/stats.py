@@ -1,0 +1,70 @@
+"""Request counters, so tests and benchmarks can prove what a client did.
+
+Counts per endpoint (method + route template), per rate key (location / API key), per status code, and
+the largest number of requests any key sent within one window of `window_seconds` (10 s by default,
+the CRM's burst window), counting every request that reached the server, rejected or not.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict, deque
+
+
+class RequestStats:
+    """Thread-safe request accounting."""
+
+    def __init__(self, window_seconds: float = 10.0, clock=time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.window_seconds = window_seconds
+        self.reset()
+
+    def reset(self, window_seconds: float | None = None) -> None:
+        with self._lock:
+            if window_seconds is not None:
+                self.window_seconds = window_seconds
+            self._total = 0
+            self._endpoints: Counter[str] = Counter()
+            self._statuses: Counter[str] = Counter()
+            self._by_key: dict[str, Counter[str]] = defaultdict(Counter)
+            self._key_status: dict[str, Counter[str]] = defaultdict(Counter)
+            self._recent: dict[str, deque] = defaultdict(deque)
+            self._max_in_window: dict[str, int] = defaultdict(int)
+
+    def record(self, endpoint: str, key: str | None, status: int) -> None:
+        now = self._clock()
+        with self._lock:
+            self._total += 1
+            self._endpoints[endpoint] += 1
+            self._statuses[str(status)] += 1
+            if key is None:
+                return
+            self._by_key[key][endpoint] += 1
+            self._key_status[key][str(status)] += 1
+            recent = self._recent[key]
+            recent.append(now)
+            horizon = now - self.window_seconds
+            while recent and recent[0] <= horizon:
+                recent.popleft()
+            if len(recent) > self._max_in_window[key]:
+                self._max_in_window[key] = len(recent)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "total": self._total,
+                "window_seconds": self.window_seconds,
+                "endpoints": dict(self._endpoints),
+                "status_codes": dict(self._statuses),
+                "by_key": {
+                    key: {
+                        "requests": sum(counts.values()),
+                        "endpoints": dict(counts),
+                        "status_codes": dict(self._key_status[key]),
+                        "max_in_window": self._max_in_window[key],
+                    }
+                    for key, counts in self._by_key.items()
+                },
+            }
