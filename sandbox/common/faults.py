@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import random
 import threading
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Fault(str, Enum):
+class Fault(StrEnum):
     """One injected misbehaviour."""
 
     RATE_LIMITED = "429"  # 429 with a Retry-After header
@@ -47,9 +47,7 @@ class FaultSettings(BaseModel):
     def applies_to(self, method: str, path: str) -> bool:
         if self.methods and method.upper() not in {m.upper() for m in self.methods}:
             return False
-        if self.path_prefixes and not any(path.startswith(p) for p in self.path_prefixes):
-            return False
-        return True
+        return not self.path_prefixes or any(path.startswith(p) for p in self.path_prefixes)
 
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -7,6 +7,7 @@ faults, even while the sandbox is refusing every other request.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,8 +46,18 @@ def route_template(app: FastAPI, scope: dict) -> str:
     return f"{scope['method']} {scope['path']}"
 
 
-def install(app: FastAPI, controls: SandboxControls, key_for: KeyFunc, error: ErrorFactory) -> None:
-    """Wire counters, rate limits and faults into `app`, and mount the shared admin routes."""
+def install(
+    app: FastAPI,
+    controls: SandboxControls,
+    key_for: KeyFunc,
+    error: ErrorFactory,
+    retry_after_on_limit: bool = False,
+) -> None:
+    """Wire counters, rate limits and faults into `app`, and mount the shared admin routes.
+
+    `retry_after_on_limit`: whether a 429 from the real limit carries `Retry-After` (Cherry's does; the
+    HighLevel API documents none, clients read the X-RateLimit-* headers instead).
+    """
 
     @app.middleware("http")
     async def sandbox_pipeline(request: Request, call_next):
@@ -55,21 +66,24 @@ def install(app: FastAPI, controls: SandboxControls, key_for: KeyFunc, error: Er
             return await call_next(request)
         endpoint = route_template(app, request.scope)
         key = key_for(request)
-        response = await _limited_and_faulted(request, call_next, controls, key, error)
+        response = await _limited_and_faulted(request, call_next, controls, key, error, retry_after_on_limit)
         controls.stats.record(endpoint, key, response.status_code)
         return response
 
     app.include_router(admin_router(controls))
 
 
-async def _limited_and_faulted(request, call_next, controls, key, error) -> Response:
+async def _limited_and_faulted(request, call_next, controls, key, error, retry_after_on_limit) -> Response:
     headers: dict[str, str] = {}
     if key is not None:
         decision = controls.limiter.check(key)
         headers = decision.headers
         if not decision.allowed:
             reason = "Daily request limit exceeded" if decision.daily_exhausted else "Too Many Requests"
-            return _with_headers(error(429, reason, "Too Many Requests"), headers)
+            resp = error(429, reason, "Too Many Requests")
+            if retry_after_on_limit:
+                resp.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after_seconds)))
+            return _with_headers(resp, headers)
 
     injector = controls.faults
     if injector.latency_seconds:

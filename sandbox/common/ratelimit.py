@@ -33,6 +33,7 @@ class RateDecision:
     allowed: bool
     daily_exhausted: bool
     headers: dict[str, str]
+    retry_after_seconds: float = 0.0
 
 
 @dataclass
@@ -95,4 +96,15 @@ class RateLimiter:
                 "X-RateLimit-Max": str(s.burst_limit),
                 "X-RateLimit-Remaining": str(max(0, s.burst_limit - len(st.burst))),
             }
-            return RateDecision(allowed=allowed, daily_exhausted=daily_exhausted and s.enabled, headers=headers)
+            if allowed:
+                retry_after = 0.0
+            elif daily_exhausted:
+                retry_after = daily_reset_ms / 1000
+            else:
+                retry_after = max(0.0, st.burst[0] + s.burst_window_seconds - now)
+            return RateDecision(
+                allowed=allowed,
+                daily_exhausted=daily_exhausted and s.enabled,
+                headers=headers,
+                retry_after_seconds=retry_after,
+            )
