@@ -1,0 +1,1 @@
+"""API hooks: one per service, driven by an Airflow connection."""

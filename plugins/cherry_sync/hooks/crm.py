@@ -1,0 +1,333 @@
+"""`AesthetixCrmHook`: the HighLevel API v2 subset Aesthetix CRM exposes, for one location (sub-account).
+
+Connection (conn type `http`, or the documented `aesthetix_crm` type): host = base URL
+(`https://services.leadconnectorhq.com` in production, the sandbox's `http://127.0.0.1:8102` locally),
+password = the location's Private Integration Token, extra `location_id` (required). Optional extras as
+for every hook (timeouts, retries) and pacing: `burst_limit` (default 95) per `burst_window_seconds`
+(default 10), `daily_reserve` (requests kept back from the daily budget, default 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from cherry_sync.hooks import errors
+from cherry_sync.hooks.base import ApiHook
+
+API_VERSION = "2021-07-28"
+CONVERSATIONS_VERSION = "2021-04-15"
+BULK_TAG_BATCH = 100
+SEARCH_PAGE_LIMIT = 500
+MEDIA_PAGE_LIMIT = 100
+
+
+class AesthetixCrmHook(ApiHook):
+    """Client of one CRM location. Writes are idempotent or reconciled before any repeat."""
+
+    conn_name_attr = "crm_conn_id"
+    default_conn_name = "aesthetix_crm_default"
+    conn_type = "aesthetix_crm"
+    hook_name = "Aesthetix CRM (HighLevel v2)"
+    service = "crm"
+    version_header = API_VERSION
+
+    def __init__(self, crm_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(crm_conn_id, **kwargs)
+
+    @property
+    def location_id(self) -> str:
+        location = self.extra.get("location_id")
+        if not location:
+            raise errors.ValidationError("connection", f"connection {self.http_conn_id} has no location_id extra")
+        return str(location)
+
+    @property
+    def pace_key(self) -> str:
+        # HighLevel counts per location, whatever token is used.
+        return f"crm-{self.location_id}"
+
+    def ping(self) -> None:
+        self.request("GET", f"/locations/{self.location_id}", op="GET /locations/{id}")
+
+    # -- custom fields --------------------------------------------------------------------------
+
+    def list_custom_fields(self, model: str = "contact") -> list[dict]:
+        body = self.request(
+            "GET",
+            f"/locations/{self.location_id}/customFields",
+            op="GET /locations/{id}/customFields",
+            params={"model": model},
+        )
+        return list(body.get("customFields", []))
+
+    def create_custom_field(self, body: dict) -> dict:
+        """Create a field; a repeat after an unknown outcome first looks the field up by fieldKey."""
+        key = body.get("fieldKey")
+
+        def reconcile() -> dict | None:
+            found = next(
+                (f for f in self.list_custom_fields(body.get("model", "contact")) if f.get("fieldKey") == key), None
+            )
+            return {"customField": found} if found else None
+
+        result = self.request(
+            "POST",
+            f"/locations/{self.location_id}/customFields",
+            op="POST /locations/{id}/customFields",
+            json=body,
+            idempotent=False,
+            reconcile=reconcile if key else None,
+        )
+        return result.get("customField", result)
+
+    def update_custom_field(self, field_id: str, body: dict) -> dict:
+        result = self.request(
+            "PUT",
+            f"/locations/{self.location_id}/customFields/{field_id}",
+            op="PUT /locations/{id}/customFields/{id}",
+            json=body,
+        )
+        return result.get("customField", result)
+
+    # -- contacts -------------------------------------------------------------------------------
+
+    def get_contact(self, contact_id: str) -> dict | None:
+        try:
+            body = self.request("GET", f"/contacts/{contact_id}", op="GET /contacts/{id}")
+        except errors.NotFoundError:
+            return None
+        return body.get("contact")
+
+    def find_duplicate(self, *, email: str | None = None, phone: str | None = None) -> dict | None:
+        """`GET /contacts/search/duplicate`: the contact the CRM would match (email first, then phone)."""
+        if not email and not phone:
+            return None
+        params = {"locationId": self.location_id}
+        if email:
+            params["email"] = email
+        if phone:
+            params["number"] = phone  # requests encodes '+' as %2B
+        body = self.request("GET", "/contacts/search/duplicate", op="GET /contacts/search/duplicate", params=params)
+        return body.get("contact") or None
+
+    def upsert_contact(self, body: dict) -> tuple[dict, bool]:
+        """`POST /contacts/upsert` -> (contact, created). Never send `tags` here: it replaces them all."""
+        if "tags" in body:
+            raise ValueError("upsert bodies must not carry tags (they would replace the contact's tags)")
+        body = {**body, "locationId": self.location_id}
+
+        def reconcile() -> dict | None:
+            found = self.find_duplicate(email=body.get("email"), phone=body.get("phone"))
+            # Upsert is keyed on email/phone, so repeating it cannot duplicate; the lookup only tells
+            # the caller the write had landed (reported as created: before it, no contact matched).
+            return {"contact": found, "new": True, "reconciled": True} if found else None
+
+        result = self.request(
+            "POST", "/contacts/upsert", op="POST /contacts/upsert", json=body, idempotent=True, reconcile=reconcile
+        )
+        contact = result.get("contact") or {}
+        if not contact.get("id"):
+            raise errors.MalformedResponseError("POST /contacts/upsert", "no contact id in the response")
+        return contact, bool(result.get("new"))
+
+    def update_contact(self, contact_id: str, body: dict) -> dict:
+        if "tags" in body:
+            raise ValueError("update bodies must not carry tags (they would replace the contact's tags)")
+        result = self.request("PUT", f"/contacts/{contact_id}", op="PUT /contacts/{id}", json=body)
+        return result.get("contact", result)
+
+    def search_contacts(
+        self, *, filters: list[dict] | None = None, query: str | None = None, page_limit: int = SEARCH_PAGE_LIMIT
+    ) -> Iterator[dict]:
+        """`POST /contacts/search`, every match, following `searchAfter` (no 10,000-record page ceiling)."""
+        search_after: list | None = None
+        while True:
+            body: dict[str, Any] = {"locationId": self.location_id, "pageLimit": page_limit}
+            if filters:
+                body["filters"] = filters
+            if query:
+                body["query"] = query
+            if search_after is not None:
+                body["searchAfter"] = search_after
+            else:
+                body["page"] = 1
+            result = self.request("POST", "/contacts/search", op="POST /contacts/search", json=body, idempotent=True)
+            contacts = result.get("contacts", [])
+            yield from contacts
+            if len(contacts) < page_limit:
+                return
+            search_after = contacts[-1].get("searchAfter")
+            if not search_after:
+                raise errors.MalformedResponseError("POST /contacts/search", "full page without searchAfter")
+
+    def add_tags(self, contact_id: str, tags: list[str]) -> None:
+        self.request(
+            "POST", f"/contacts/{contact_id}/tags", op="POST /contacts/{id}/tags", json={"tags": tags}, idempotent=True
+        )
+
+    def remove_tags(self, contact_id: str, tags: list[str]) -> None:
+        self.request("DELETE", f"/contacts/{contact_id}/tags", op="DELETE /contacts/{id}/tags", json={"tags": tags})
+
+    def bulk_update_tags(self, action: str, contact_ids: list[str], tags: list[str]) -> dict:
+        """`POST /contacts/bulk/tags/update/{add|remove}` for at most 100 contacts."""
+        if action not in ("add", "remove"):
+            raise ValueError("action must be 'add' or 'remove'")
+        if len(contact_ids) > BULK_TAG_BATCH:
+            raise ValueError(f"at most {BULK_TAG_BATCH} contacts per bulk call")
+        return self.request(
+            "POST",
+            f"/contacts/bulk/tags/update/{action}",
+            op=f"POST /contacts/bulk/tags/update/{action}",
+            json={"contacts": contact_ids, "tags": tags, "locationId": self.location_id},
+            idempotent=True,
+        )
+
+    # -- opportunities --------------------------------------------------------------------------
+
+    def list_pipelines(self) -> list[dict]:
+        body = self.request(
+            "GET",
+            "/opportunities/pipelines",
+            op="GET /opportunities/pipelines",
+            params={"locationId": self.location_id},
+        )
+        return list(body.get("pipelines", []))
+
+    def search_opportunities(
+        self, *, pipeline_id: str | None = None, contact_id: str | None = None, status: str | None = None
+    ) -> list[dict]:
+        params: dict[str, Any] = {"location_id": self.location_id, "limit": 100}
+        if pipeline_id:
+            params["pipeline_id"] = pipeline_id
+        if contact_id:
+            params["contact_id"] = contact_id
+        if status:
+            params["status"] = status
+        found: list[dict] = []
+        page = 1
+        while True:
+            params["page"] = page
+            body = self.request("GET", "/opportunities/search", op="GET /opportunities/search", params=params)
+            batch = body.get("opportunities", [])
+            found.extend(batch)
+            if len(batch) < params["limit"]:
+                return found
+            page += 1
+
+    def create_opportunity(self, body: dict) -> dict:
+        """Create one; a repeat after an unknown outcome first searches for it (same contact, pipeline, name)."""
+        body = {**body, "locationId": self.location_id}
+
+        def reconcile() -> dict | None:
+            for opp in self.search_opportunities(pipeline_id=body["pipelineId"], contact_id=body["contactId"]):
+                if opp.get("name") == body.get("name"):
+                    return {"opportunity": opp}
+            return None
+
+        result = self.request(
+            "POST", "/opportunities/", op="POST /opportunities", json=body, idempotent=False, reconcile=reconcile
+        )
+        return result.get("opportunity", result)
+
+    def update_opportunity(self, opportunity_id: str, body: dict) -> dict:
+        result = self.request("PUT", f"/opportunities/{opportunity_id}", op="PUT /opportunities/{id}", json=body)
+        return result.get("opportunity", result)
+
+    def set_opportunity_status(self, opportunity_id: str, status: str) -> None:
+        self.request(
+            "PUT",
+            f"/opportunities/{opportunity_id}/status",
+            op="PUT /opportunities/{id}/status",
+            json={"status": status},
+        )
+
+    # -- media library --------------------------------------------------------------------------
+
+    def list_media(self, *, kind: str = "file", parent_id: str | None = None, query: str | None = None) -> list[dict]:
+        """`GET /medias/files` for one folder level (offset/limit paged to the end)."""
+        params: dict[str, Any] = {
+            "altType": "location",
+            "altId": self.location_id,
+            "sortBy": "createdAt",
+            "sortOrder": "asc",
+            "type": kind,
+            "limit": MEDIA_PAGE_LIMIT,
+        }
+        if parent_id:
+            params["parentId"] = parent_id
+        if query:
+            params["query"] = query
+        found: list[dict] = []
+        offset = 0
+        while True:
+            params["offset"] = offset
+            batch = self.request("GET", "/medias/files", op="GET /medias/files", params=params).get("files", [])
+            found.extend(batch)
+            if len(batch) < MEDIA_PAGE_LIMIT:
+                return found
+            offset += len(batch)
+
+    def create_folder(self, name: str, parent_id: str | None = None) -> dict:
+        """Create a media folder; a repeat after an unknown outcome first looks for it by name."""
+        body: dict[str, Any] = {"altId": self.location_id, "altType": "location", "name": name}
+        if parent_id:
+            body["parentId"] = parent_id
+
+        def reconcile() -> dict | None:
+            return next((f for f in self.list_media(kind="folder", parent_id=parent_id) if f.get("name") == name), None)
+
+        return self.request(
+            "POST", "/medias/folder", op="POST /medias/folder", json=body, idempotent=False, reconcile=reconcile
+        )
+
+    def upload_file(self, *, name: str, content: bytes, content_type: str, parent_id: str | None) -> dict:
+        """Multipart upload; a repeat after an unknown outcome first looks for the file by name in its folder."""
+        form: dict[str, Any] = {"name": name, "hosted": "false"}
+        if parent_id:
+            form["parentId"] = parent_id
+
+        def reconcile() -> dict | None:
+            match = next((f for f in self.list_media(kind="file", parent_id=parent_id) if f.get("name") == name), None)
+            if match is None:
+                return None
+            return {"fileId": match.get("id") or match.get("_id"), "url": match.get("url")}
+
+        return self.request(
+            "POST",
+            "/medias/upload-file",
+            op="POST /medias/upload-file",
+            data=form,
+            files={"file": (name, content, content_type)},
+            idempotent=False,
+            reconcile=reconcile,
+        )
+
+    # -- conversations --------------------------------------------------------------------------
+
+    def send_email(self, body: dict) -> dict:
+        """`POST /conversations/messages` (type Email). Not repeated when the outcome is unknown."""
+        return self.request(
+            "POST",
+            "/conversations/messages",
+            op="POST /conversations/messages",
+            json={"type": "Email", **body},
+            headers={"Version": CONVERSATIONS_VERSION},
+            idempotent=False,
+        )
+
+    # -- error shape ----------------------------------------------------------------------------
+
+    def _error_details(self, response: requests.Response) -> tuple[str | None, str]:
+        try:
+            body = response.json()
+        except ValueError:
+            return None, response.reason or ""
+        if not isinstance(body, dict):
+            return None, response.reason or ""
+        message = body.get("message", "")
+        if isinstance(message, list):
+            message = "; ".join(str(m) for m in message)
+        return body.get("error"), str(message)
