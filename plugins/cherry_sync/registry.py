@@ -1,0 +1,321 @@
+"""The practice registry: which practices Cherry Sync serves, read from a versioned YAML file.
+
+A practice is one Cherry API key plus one CRM location, both held in Airflow connections the registry names
+(secrets never live in the file). Each entry is validated on its own: a bad entry is reported with its practice
+and the offending field, and the other practices keep syncing. Only a file that cannot be read as a YAML list is
+fatal (`RegistryFileError`).
+
+The file is read when `load_registry()` is called, i.e. by tasks at run time, never when a DAG file is parsed.
+`python -m cherry_sync.registry [PATH]` checks a file and prints what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "CHERRY_SYNC_REGISTRY"
+# plugins/cherry_sync/registry.py -> <repo>/include/practices.yml
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "include" / "practices.yml"
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_SLUG = 64  # the store's practices.slug column
+
+
+def _check_slug(value: str) -> str:
+    if len(value) > MAX_SLUG or not SLUG_RE.match(value):
+        raise ValueError(f"use lowercase letters, digits and single hyphens, at most {MAX_SLUG} characters")
+    return value
+
+
+def _check_conn_id(value: str) -> str:
+    if not CONN_ID_RE.match(value) or len(value) > 250:
+        raise ValueError("an Airflow connection id is letters, digits, '_', '-' and '.'")
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {value!r} (e.g. America/New_York)") from None
+    return value
+
+
+def _check_tag(value: str) -> str:
+    # HighLevel stores tags lowercased and a comma would split one tag into two.
+    if not value.strip() or value != value.strip():
+        raise ValueError("a tag must be non-empty, without leading or trailing spaces")
+    if "," in value:
+        raise ValueError("a tag must not contain a comma")
+    if value != value.lower():
+        raise ValueError("tags are lowercase (the CRM lowercases them)")
+    if len(value) > 100 or any(ord(ch) < 32 for ch in value):
+        raise ValueError("a tag is at most 100 printable characters")
+    return value
+
+
+def _money(value: Decimal) -> Decimal:
+    # One spelling per amount, so 1000, 1000.0 and "1000.00" fingerprint alike.
+    return value.quantize(Decimal("0.01"))
+
+
+Slug = Annotated[str, AfterValidator(_check_slug)]
+ConnId = Annotated[str, AfterValidator(_check_conn_id)]
+Timezone = Annotated[str, AfterValidator(_check_timezone)]
+Tag = Annotated[str, AfterValidator(_check_tag)]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+PositiveAmount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2), AfterValidator(_money)]
+Threshold = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2), AfterValidator(_money)]
+
+
+class _Strict(BaseModel):
+    # extra="forbid": a misspelt option is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class SegmentTags(_Strict):
+    """The CRM tag applied for each segment; names must differ within a practice."""
+
+    all: Tag = "cherry-patient"
+    active: Tag = "cherry-active"
+    inactive: Tag = "cherry-inactive"
+    balance_over_threshold: Tag = "cherry-balance-5k-plus"
+    increase_eligible: Tag = "cherry-increase-eligible"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SegmentTags:
+        names = list(self.model_dump().values())
+        if len(set(names)) != len(names):
+            raise ValueError("each segment needs its own tag; two segments share one")
+        return self
+
+
+class SegmentOptions(_Strict):
+    """How patients are segmented into CRM tags."""
+
+    balance_threshold: Threshold = Decimal("5000.00")
+    tags: SegmentTags = SegmentTags()
+
+
+class OpportunityOptions(_Strict):
+    """Where Cherry payments are tracked as CRM opportunities (a pipeline and stage, by name or id)."""
+
+    pipeline: Text
+    stage: Text
+
+
+class PracticeOptions(_Strict):
+    """Per-practice features; everything optional with conservative defaults."""
+
+    patient_estimates: StrictBool = False
+    estimate_amounts: tuple[PositiveAmount, ...] = Field(
+        default=(Decimal("1000.00"), Decimal("2500.00"), Decimal("5000.00")), min_length=1
+    )
+    opportunity: OpportunityOptions | None = None
+    report_recipients: tuple[EmailStr, ...] = ()
+    segments: SegmentOptions = SegmentOptions()
+
+    @model_validator(mode="after")
+    def _distinct_amounts(self) -> PracticeOptions:
+        if len(set(self.estimate_amounts)) != len(self.estimate_amounts):
+            raise ValueError("estimate_amounts lists an amount twice")
+        return self
+
+
+class PracticeConfig(_Strict):
+    """One practice: its Cherry and CRM connections (by Airflow connection id) and its options."""
+
+    slug: Slug
+    display_name: Text
+    timezone: Timezone
+    cherry_conn_id: ConnId
+    crm_conn_id: ConnId
+    enabled: StrictBool = True
+    options: PracticeOptions = PracticeOptions()
+
+    def fingerprint(self) -> str:
+        """A stable hash of this practice's whole configuration (changes whenever any setting does)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryError:
+    """One problem with one registry entry: which practice, which field (dotted path), what is wrong."""
+
+    practice: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.practice}: {self.field}" if self.field else self.practice
+        return f"{where}: {self.message}"
+
+
+class RegistryFileError(Exception):
+    """The registry file cannot be used at all (missing, not YAML, not a list): nothing can be synced."""
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """The valid practices (in file order) and the errors found in the others."""
+
+    practices: tuple[PracticeConfig, ...]
+    errors: tuple[RegistryError, ...]
+    path: Path | None = None
+
+    def enabled(self) -> list[PracticeConfig]:
+        """Valid practices to sync now (`enabled: true`)."""
+        return [practice for practice in self.practices if practice.enabled]
+
+    def get(self, slug: str) -> PracticeConfig | None:
+        """The valid practice with this slug, or None."""
+        return next((practice for practice in self.practices if practice.slug == slug), None)
+
+    def fingerprint(self, slug: str) -> str:
+        """Stable hash of one practice's configuration (what the store's practices mirror keeps)."""
+        practice = self.get(slug)
+        if practice is None:
+            raise KeyError(f"no valid practice {slug!r} in the registry")
+        return practice.fingerprint()
+
+    def errors_for(self, practice: str) -> list[RegistryError]:
+        return [error for error in self.errors if error.practice == practice]
+
+
+def default_registry_path() -> Path:
+    """`$CHERRY_SYNC_REGISTRY` if set, else include/practices.yml in this repository."""
+    override = os.environ.get(ENV_VAR)
+    return Path(override).expanduser() if override else DEFAULT_PATH
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    """Read and validate the registry file; see the module docstring for what counts as fatal."""
+    path = Path(path) if path is not None else default_registry_path()
+    entries = _read_entries(path)
+    registry = parse_entries(entries, path=path)
+    log.info(
+        "registry %s: %d valid practices (%d enabled), %d errors",
+        path.name,
+        len(registry.practices),
+        len(registry.enabled()),
+        len(registry.errors),
+    )
+    for error in registry.errors:
+        log.warning("registry error: %s", error)
+    return registry
+
+
+def _read_entries(path: Path) -> list[Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RegistryFileError(f"practice registry not found at {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryFileError(f"practice registry {path} cannot be read: {type(exc).__name__}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise RegistryFileError(f"practice registry {path} is not valid YAML{where}: {problem}") from None
+    if not isinstance(data, list):
+        found = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise RegistryFileError(f"practice registry {path} must be a YAML list of practices, found {found}")
+    return data
+
+
+def parse_entries(entries: list[Any], *, path: Path | None = None) -> Registry:
+    """Validate already-loaded registry entries (a list of mappings), entry by entry."""
+    practices: list[PracticeConfig] = []
+    errors: list[RegistryError] = []
+    first_entry_of: dict[str, int] = {}
+    for number, entry in enumerate(entries, start=1):
+        label = _label(entry, number)
+        if not isinstance(entry, dict):
+            errors.append(RegistryError(label, "", "an entry must be a mapping of settings"))
+            continue
+        slug = entry.get("slug")
+        if isinstance(slug, str) and slug in first_entry_of:
+            errors.append(
+                RegistryError(label, "slug", f"duplicate slug; entry #{first_entry_of[slug]} already uses it")
+            )
+            continue
+        if isinstance(slug, str):
+            first_entry_of[slug] = number
+        try:
+            practices.append(PracticeConfig.model_validate(entry))
+        except ValidationError as exc:
+            errors.extend(_errors_from(exc, label))
+    return Registry(practices=tuple(practices), errors=tuple(errors), path=path)
+
+
+def _label(entry: Any, number: int) -> str:
+    slug = entry.get("slug") if isinstance(entry, dict) else None
+    if isinstance(slug, str) and SLUG_RE.match(slug) and len(slug) <= MAX_SLUG:
+        return slug
+    return f"entry #{number}"
+
+
+def _errors_from(exc: ValidationError, label: str) -> list[RegistryError]:
+    # include_input=False: the offending value is not echoed (an entry could hold something it should not).
+    details = exc.errors(include_url=False, include_input=False, include_context=False)
+    failed_items = {detail["loc"][:-1] for detail in details if detail["loc"]}
+    found = []
+    for detail in details:
+        if detail["type"] == "too_short" and detail["loc"] in failed_items:
+            continue  # "too few items" only because its items failed: the item errors say it better
+        field = ".".join(str(part) for part in detail["loc"])
+        message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "extra_forbidden":
+            message = "unknown setting (misspelt?)"
+        elif field.startswith("options.report_recipients."):
+            message = "not a valid email address"
+        found.append(RegistryError(label, field, message))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check a registry file: print its practices and any errors; exit 1 when there are errors."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        registry = load_registry(args[0] if args else None)
+    except RegistryFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for practice in registry.practices:
+        state = "enabled" if practice.enabled else "disabled"
+        print(f"ok     {practice.slug} ({state}, {practice.timezone})")
+    for error in registry.errors:
+        print(f"error  {error}")
+    return 1 if registry.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

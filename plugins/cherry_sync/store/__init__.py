@@ -1,0 +1,50 @@
+"""The sync store: the product's own database (practices mirror, Cherry snapshots, progress, rejections, ledger).
+
+Tasks call `get_store()`; tests and tools build engines with `engine_from_url` and run `migrate`.
+"""
+
+from cherry_sync.store.engine import (
+    DEFAULT_CONN_ID,
+    engine_from_connection,
+    engine_from_url,
+    get_store,
+    store_from_engine,
+    url_from_connection,
+)
+from cherry_sync.store.migrate import migrate
+from cherry_sync.store.models import (
+    Checkpoint,
+    LedgerEntry,
+    PatientSnapshot,
+    PatientState,
+    PaymentSnapshot,
+    PaymentState,
+    PracticeRecord,
+    PracticeSyncResult,
+    Rejection,
+    RejectionRecord,
+    RunCounts,
+)
+from cherry_sync.store.sync_store import SyncStore
+
+__all__ = [
+    "DEFAULT_CONN_ID",
+    "Checkpoint",
+    "LedgerEntry",
+    "PatientSnapshot",
+    "PatientState",
+    "PaymentSnapshot",
+    "PaymentState",
+    "PracticeRecord",
+    "PracticeSyncResult",
+    "Rejection",
+    "RejectionRecord",
+    "RunCounts",
+    "SyncStore",
+    "engine_from_connection",
+    "engine_from_url",
+    "get_store",
+    "migrate",
+    "store_from_engine",
+    "url_from_connection",
+]

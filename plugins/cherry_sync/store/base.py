@@ -1,0 +1,90 @@
+"""What every query module of the store shares: the engine, the clock, dialect-aware upserts and batching."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Connection, Engine, Table, bindparam, column, update, values
+from sqlalchemy.dialects import postgresql, sqlite
+
+T = TypeVar("T")
+
+# Rows or ids per statement. Keeps every statement well under SQLite's 32,766 bound parameters and
+# PostgreSQL's 65,535 while still turning 10,000 rows into a handful of round trips.
+BATCH_SIZE = 1000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def chunked(items: Iterable[T], size: int = BATCH_SIZE) -> Iterator[list[T]]:
+    """Split `items` into lists of at most `size`."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class StoreBase:
+    """Holds the engine and clock; the query mixins that make up `SyncStore` build on it."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"the sync store runs on sqlite or postgresql, not {engine.dialect.name!r}")
+        self.engine = engine
+        self._clock = clock
+
+    def _now(self) -> datetime:
+        return self._clock()
+
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT that supports ON CONFLICT on this backend (both dialects spell it the same way)."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _update_many(
+        self,
+        conn: Connection,
+        table: Table,
+        slug: str,
+        key: str,
+        rows: list[dict[str, Any]],
+        assign: Callable[[Callable[[str], ColumnElement]], Mapping[str, Any]],
+    ) -> int:
+        """UPDATE one practice's rows matched on column `key`, one statement per batch; returns rows updated.
+
+        `rows` are dicts keyed by column names (the key and the incoming values); `assign(incoming)` builds the
+        SET clause, where `incoming(name)` is the incoming value of that column. PostgreSQL joins the table to a
+        VALUES list (executemany there would cost a round trip per ~100 rows); SQLite runs in-process, so a
+        plain executemany is just as fast.
+        """
+        names = list(rows[0]) if rows else []
+        updated = 0
+        for batch in chunked(rows):
+            if conn.dialect.name == "postgresql":
+                incoming = values(*(column(name, table.c[name].type) for name in names), name="incoming").data(
+                    [tuple(row[name] for name in names) for row in batch]
+                )
+                stmt = (
+                    update(table)
+                    .where(table.c.practice_slug == slug, table.c[key] == incoming.c[key])
+                    .values(dict(assign(lambda name, src=incoming: src.c[name])))
+                )
+                updated += conn.execute(stmt).rowcount
+            else:
+                # Bind names must differ from column names in an UPDATE, hence the prefix.
+                stmt = (
+                    update(table)
+                    .where(table.c.practice_slug == slug, table.c[key] == bindparam(f"in_{key}"))
+                    .values(dict(assign(lambda name: bindparam(f"in_{name}"))))
+                )
+                updated += conn.execute(stmt, [{f"in_{name}": row[name] for name in names} for row in batch]).rowcount
+        return updated

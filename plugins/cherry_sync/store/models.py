@@ -1,0 +1,181 @@
+"""Row types the sync store takes and returns. Plain frozen dataclasses: no ORM, no lazy loading."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+JSONDict = Mapping[str, Any]
+
+
+class PracticeSource(Protocol):
+    """What the store needs from a registry entry (`cherry_sync.registry.PracticeConfig` satisfies it)."""
+
+    slug: str
+    display_name: str
+    timezone: str
+    enabled: bool
+    cherry_conn_id: str
+    crm_conn_id: str
+
+    def fingerprint(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PracticeRecord:
+    """A practice as mirrored in the store, with the ids learned from the APIs."""
+
+    slug: str
+    display_name: str
+    timezone: str
+    enabled: bool
+    cherry_conn_id: str
+    crm_conn_id: str
+    cherry_practice_id: str | None
+    crm_location_id: str | None
+    registry_fingerprint: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PracticeSyncResult:
+    """Which practices `sync_practices` added, changed (new fingerprint) or left as they were."""
+
+    added: frozenset[str] = frozenset()
+    changed: frozenset[str] = frozenset()
+    unchanged: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PatientSnapshot:
+    """The latest normalised Cherry record of one patient, to be stored."""
+
+    patient_id: str
+    snapshot: JSONDict
+    source_updated_at: datetime
+    account_status: str | None = None
+    balance_available: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PatientState:
+    """What the store knows of one patient: the last snapshot and what was last written to the CRM."""
+
+    patient_id: str
+    snapshot: JSONDict
+    account_status: str | None
+    balance_available: Decimal | None
+    source_updated_at: datetime
+    crm_contact_id: str | None
+    written_hash: str | None
+    written_at: datetime | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSnapshot:
+    """The latest normalised Cherry record of one payment (a loan/contract), to be stored."""
+
+    payment_id: str
+    patient_id: str
+    snapshot: JSONDict
+    status: str
+    amount: Decimal
+    source_updated_at: datetime
+    refund_amount: Decimal = Decimal("0")
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentState:
+    """What the store knows of one payment, and which of its states was last applied to the CRM."""
+
+    payment_id: str
+    patient_id: str
+    snapshot: JSONDict
+    status: str
+    amount: Decimal
+    refund_amount: Decimal
+    source_updated_at: datetime
+    applied_status: str | None
+    applied_at: datetime | None
+    crm_opportunity_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """How far a backfill of one practice and scope has got; `completed_at` set means it finished."""
+
+    practice_slug: str
+    scope: str
+    cursor: str | None
+    pages_done: int
+    patients_done: int
+    started_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @property
+    def completed(self) -> bool:
+        return self.completed_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that could not be synced, and the rule it broke. `message` must never hold patient data."""
+
+    entity: str
+    source_id: str
+    stage: str
+    reason_code: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionRecord:
+    """A stored rejection: how often it happened and whether it has since been resolved."""
+
+    id: int
+    practice_slug: str
+    entity: str
+    source_id: str
+    stage: str
+    reason_code: str
+    message: str
+    attempts: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    """The counters one run records in the ledger."""
+
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    api_calls: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One row of the run ledger: a task's (or a run's) work on one practice."""
+
+    id: int
+    run_id: str
+    dag_id: str
+    task_id: str | None
+    practice_slug: str
+    status: str
+    attempts: int
+    started_at: datetime
+    finished_at: datetime | None
+    counts: RunCounts
+    details: JSONDict = field(default_factory=dict)

@@ -1,0 +1,162 @@
+"""Cherry patient snapshots and what was last written for each to the CRM.
+
+Newer wins: a snapshot replaces the stored one only when its `source_updated_at` is not older. The rule lives in
+the SQL (a WHERE on the ON CONFLICT update), so two tasks racing with different reads of the same patient
+cannot roll it back, whatever order they commit in. An equal timestamp is re-applied (same version; idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from sqlalchemy import func, select, update
+
+from cherry_sync.store.base import BATCH_SIZE, StoreBase, chunked
+from cherry_sync.store.models import PatientSnapshot, PatientState
+from cherry_sync.store.schema import cherry_patients as patients
+
+_STATE_COLUMNS = (
+    patients.c.patient_id,
+    patients.c.snapshot,
+    patients.c.account_status,
+    patients.c.balance_available,
+    patients.c.source_updated_at,
+    patients.c.crm_contact_id,
+    patients.c.written_hash,
+    patients.c.written_at,
+    patients.c.first_seen_at,
+    patients.c.last_seen_at,
+)
+_SNAPSHOT_COLUMNS = ("snapshot", "account_status", "balance_available", "source_updated_at", "last_seen_at")
+
+
+def _state(row) -> PatientState:
+    return PatientState(**row._mapping)
+
+
+def _newest_per_patient(rows: Iterable[PatientSnapshot]) -> dict[str, PatientSnapshot]:
+    # One statement may not touch a row twice (PostgreSQL refuses), so a batch keeps each patient's newest only.
+    newest: dict[str, PatientSnapshot] = {}
+    for row in rows:
+        kept = newest.get(row.patient_id)
+        if kept is None or row.source_updated_at >= kept.source_updated_at:
+            newest[row.patient_id] = row
+    return newest
+
+
+class PatientQueries(StoreBase):
+    """Reads and writes `cherry_patients`, in batches."""
+
+    def upsert_patient_snapshots(self, slug: str, rows: Iterable[PatientSnapshot]) -> set[str]:
+        """Store the latest snapshots; return the patient ids whose snapshot was applied (new or not older).
+
+        A stale snapshot (older than the stored one) changes nothing but `last_seen_at`.
+        """
+        newest = _newest_per_patient(rows)
+        if not newest:
+            return set()
+        now = self._now()
+        params = [
+            {
+                "practice_slug": slug,
+                "patient_id": row.patient_id,
+                "snapshot": dict(row.snapshot),
+                "account_status": row.account_status,
+                "balance_available": row.balance_available,
+                "source_updated_at": row.source_updated_at,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            }
+            for row in newest.values()
+        ]
+        ins = self._insert(patients)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[patients.c.practice_slug, patients.c.patient_id],
+            set_={name: ins.excluded[name] for name in _SNAPSHOT_COLUMNS},
+            where=patients.c.source_updated_at <= ins.excluded.source_updated_at,
+        ).returning(patients.c.patient_id)
+        applied: set[str] = set()
+        with self.engine.begin() as conn:
+            for batch in chunked(params):
+                applied.update(conn.execute(stmt, batch).scalars())
+            stale = [patient_id for patient_id in newest if patient_id not in applied]
+            for batch in chunked(stale):
+                conn.execute(
+                    update(patients)
+                    .where(patients.c.practice_slug == slug, patients.c.patient_id.in_(batch))
+                    .values(last_seen_at=now)
+                )
+        return applied
+
+    def get_patient_states(self, slug: str, patient_ids: Iterable[str]) -> dict[str, PatientState]:
+        """The stored state of each known patient among `patient_ids` (unknown ids are simply absent)."""
+        states: dict[str, PatientState] = {}
+        with self.engine.begin() as conn:
+            for batch in chunked(dict.fromkeys(patient_ids)):
+                query = select(*_STATE_COLUMNS).where(
+                    patients.c.practice_slug == slug, patients.c.patient_id.in_(batch)
+                )
+                states.update((row.patient_id, _state(row)) for row in conn.execute(query))
+        return states
+
+    def mark_written(self, slug: str, written: Iterable[tuple[str, str, str]]) -> int:
+        """Record CRM writes as (patient_id, crm_contact_id, written_hash); returns the rows updated."""
+        # Last entry per patient wins; one statement must not update a row twice.
+        rows = {
+            patient_id: {"patient_id": patient_id, "crm_contact_id": contact_id, "written_hash": written_hash}
+            for patient_id, contact_id, written_hash in written
+        }
+        if not rows:
+            return 0
+        now = self._now()
+        with self.engine.begin() as conn:
+            return self._update_many(
+                conn,
+                patients,
+                slug,
+                "patient_id",
+                list(rows.values()),
+                lambda incoming: {
+                    "crm_contact_id": incoming("crm_contact_id"),
+                    "written_hash": incoming("written_hash"),
+                    "written_at": now,
+                },
+            )
+
+    def find_patient_by_contact(self, slug: str, crm_contact_id: str) -> PatientState | None:
+        """The patient last written to this CRM contact (the most recently updated one, if several were)."""
+        query = (
+            select(*_STATE_COLUMNS)
+            .where(patients.c.practice_slug == slug, patients.c.crm_contact_id == crm_contact_id)
+            .order_by(patients.c.source_updated_at.desc(), patients.c.patient_id)
+            .limit(1)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(query).first()
+        return _state(row) if row else None
+
+    def iter_patient_states(self, slug: str, *, batch_size: int = BATCH_SIZE) -> Iterator[PatientState]:
+        """Every stored patient of a practice, in patient id order.
+
+        Pages by key with a short transaction each, so a long walk (a refresh, a report) never holds a lock or a
+        server-side cursor across a million rows.
+        """
+        after: str | None = None
+        while True:
+            query = select(*_STATE_COLUMNS).where(patients.c.practice_slug == slug)
+            if after is not None:
+                query = query.where(patients.c.patient_id > after)
+            query = query.order_by(patients.c.patient_id).limit(batch_size)
+            with self.engine.begin() as conn:
+                page: Sequence = conn.execute(query).all()
+            for row in page:
+                yield _state(row)
+            if len(page) < batch_size:
+                return
+            after = page[-1].patient_id
+
+    def count_patients(self, slug: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(
+                select(func.count()).select_from(patients).where(patients.c.practice_slug == slug)
+            ).scalar_one()

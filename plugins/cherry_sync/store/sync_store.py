@@ -1,0 +1,29 @@
+"""`SyncStore`: the product's own database, as one object the pipelines hold."""
+
+from __future__ import annotations
+
+from cherry_sync.store.checkpoints import CheckpointQueries
+from cherry_sync.store.ledger import LedgerQueries
+from cherry_sync.store.patients import PatientQueries
+from cherry_sync.store.payments import PaymentQueries
+from cherry_sync.store.practices import PracticeQueries
+from cherry_sync.store.progress import ProgressQueries
+from cherry_sync.store.rejections import RejectionQueries
+
+
+class SyncStore(
+    PracticeQueries,
+    PatientQueries,
+    PaymentQueries,
+    ProgressQueries,
+    CheckpointQueries,
+    RejectionQueries,
+    LedgerQueries,
+):
+    """The sync store (never Airflow's metadata database), on SQLite or PostgreSQL.
+
+    Each subject's queries live in their own module (practices, patients, payments, progress, checkpoints,
+    rejections, ledger); this class only puts them behind one engine. Every method runs in its own transaction,
+    is idempotent and takes batches. Build it with `cherry_sync.store.get_store()` in a task, or
+    `SyncStore(engine)` on an engine already migrated with `migrate(engine)`.
+    """
