@@ -11,7 +11,8 @@ import re
 _PATTERNS = (
     re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+"),  # email-ish
     re.compile(r"\b\d{4}[-/]\d{1,2}[-/]\d{1,2}\b|\b\d{1,2}[-/]\d{1,2}[-/]\d{2,4}\b"),  # dates
-    re.compile(r"\+?\d[\d\s().-]{6,}\d"),  # phone-ish: 8+ digits with separators
+    # phone-ish: 8+ digits with separators, not part of a longer token (opaque ids like pat_0993ab stay)
+    re.compile(r"(?<![\w])\+?\(?\d[\d\s().-]{6,}\d(?![\w])"),
     re.compile(r"\$\s?\d[\d,]*(\.\d+)?"),  # money amounts
 )
 

@@ -104,14 +104,14 @@ def desired_contact(
         fields.update(_payment_fields(latest_payment, practice_tz))
 
     if practice_estimates is not None:
-        for term, key in zip(ESTIMATE_TERMS, (cf.PRACTICE_6_MONTH_ESTIMATE, cf.PRACTICE_12_MONTH_ESTIMATE),
-                             strict=True):
+        for term, key in zip(
+            ESTIMATE_TERMS, (cf.PRACTICE_6_MONTH_ESTIMATE, cf.PRACTICE_12_MONTH_ESTIMATE), strict=True
+        ):
             text = estimate_text(practice_estimates.estimates, term)
             if text is not None:
                 fields[key] = text
     if patient_estimates is not None:
-        for term, key in zip(ESTIMATE_TERMS, (cf.PATIENT_6_MONTH_ESTIMATE, cf.PATIENT_12_MONTH_ESTIMATE),
-                             strict=True):
+        for term, key in zip(ESTIMATE_TERMS, (cf.PATIENT_6_MONTH_ESTIMATE, cf.PATIENT_12_MONTH_ESTIMATE), strict=True):
             text = estimate_text([patient_estimates], term)
             if text is not None:
                 fields[key] = text

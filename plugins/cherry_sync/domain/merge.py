@@ -25,13 +25,35 @@ from cherry_sync.domain.errors import UnprovisionedField
 
 # Properties of UpdateContactDto / UpsertContactDto in the HighLevel contacts spec (2021-07-28). The API
 # validates with a whitelist and answers 422 to any other property.
-UPDATE_CONTACT_KEYS: frozenset[str] = frozenset({
-    "firstName", "lastName", "name", "email", "phone", "address1", "city", "state", "postalCode", "website",
-    "timezone", "dnd", "dndSettings", "inboundDndSettings", "tags", "customFields", "source", "dateOfBirth",
-    "country", "assignedTo",
-})
+UPDATE_CONTACT_KEYS: frozenset[str] = frozenset(
+    {
+        "firstName",
+        "lastName",
+        "name",
+        "email",
+        "phone",
+        "address1",
+        "city",
+        "state",
+        "postalCode",
+        "website",
+        "timezone",
+        "dnd",
+        "dndSettings",
+        "inboundDndSettings",
+        "tags",
+        "customFields",
+        "source",
+        "dateOfBirth",
+        "country",
+        "assignedTo",
+    }
+)
 UPSERT_CONTACT_KEYS: frozenset[str] = UPDATE_CONTACT_KEYS | {
-    "locationId", "gender", "companyName", "createNewIfDuplicateAllowed",
+    "locationId",
+    "gender",
+    "companyName",
+    "createNewIfDuplicateAllowed",
 }
 # Keys that exist in the DTOs but must never be sent by the sync: `tags` replaces every tag on the contact.
 FORBIDDEN_KEYS: frozenset[str] = frozenset({"tags"})

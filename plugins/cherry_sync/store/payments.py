@@ -125,3 +125,17 @@ class PaymentQueries(StoreBase):
         )
         with self.engine.begin() as conn:
             return [_state(row) for row in conn.execute(query)]
+
+    def get_payments_by_patient(self, slug: str, patient_ids: Iterable[str]) -> dict[str, list[PaymentState]]:
+        """Stored payments of many patients at once: {patient_id: payments, oldest first}."""
+        found: dict[str, list[PaymentState]] = {}
+        with self.engine.begin() as conn:
+            for batch in chunked(dict.fromkeys(patient_ids)):
+                query = (
+                    select(*_STATE_COLUMNS)
+                    .where(payments.c.practice_slug == slug, payments.c.patient_id.in_(batch))
+                    .order_by(payments.c.source_updated_at, payments.c.payment_id)
+                )
+                for row in conn.execute(query):
+                    found.setdefault(row.patient_id, []).append(_state(row))
+        return found

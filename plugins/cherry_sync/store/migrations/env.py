@@ -4,6 +4,7 @@ connection already inside a transaction (and, on PostgreSQL, holding the migrati
 from __future__ import annotations
 
 from alembic import context
+
 from cherry_sync.store.schema import metadata
 from cherry_sync.store.types import UTCDateTime
 

@@ -1,0 +1,75 @@
+"""
+### cherry_backfill — pull every active Cherry patient of a practice into Aesthetix CRM
+
+**When:** by hand, when a practice connects (or to re-check one). Resumable: a failed or killed run picks
+up at the first page whose CRM writes were not confirmed, on retry or on a new trigger.
+
+**Form:** practices (empty = every enabled practice), scope (active patients or all), dry run (plan only:
+counts of creates, updates, unchanged and rejects, zero CRM writes), page size.
+
+**Tasks, per practice (mapped):** `provision_custom_fields` (the 14 `contact.cherry_*` fields) then
+`sync_patients` (page by page, checkpointed). Then `summarize` prints the totals from the run ledger.
+Updates the `cherry_contacts` Asset, which schedules `cherry_smart_list`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param, task, task_group
+
+from cherry_sync.dag_support import CHERRY_CONTACTS, DEFAULT_ARGS, dry_run_param, page_size_param, practices_param
+from cherry_sync.operators import ProvisionCustomFieldsOperator, SyncPatientsOperator
+
+with DAG(
+    dag_id="cherry_backfill",
+    description="Pull every active Cherry patient into the CRM (manual, resumable)",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["cherry-sync", "backfill"],
+    params={
+        "practices": practices_param(),
+        "scope": Param(
+            "active",
+            enum=["active", "all"],
+            values_display={"active": "Active patients", "all": "All patients"},
+            title="Scope",
+            description="Which Cherry patients to pull: those with an ACTIVE account, or every status.",
+        ),
+        "dry_run": dry_run_param("counts of creates, updates, unchanged and rejects"),
+        "page_size": page_size_param(),
+    },
+) as dag:
+
+    @task
+    def select_practices(params=None) -> list[str]:
+        from cherry_sync.tasks import select_practices
+
+        return select_practices(params["practices"])
+
+    @task_group
+    def practice(slug: str):
+        fields = ProvisionCustomFieldsOperator(
+            task_id="provision_custom_fields", practice=slug, dry_run="{{ params.dry_run }}"
+        )
+        patients = SyncPatientsOperator(
+            task_id="sync_patients",
+            practice=slug,
+            dry_run="{{ params.dry_run }}",
+            scope="{{ params.scope }}",
+            page_size="{{ params.page_size }}",
+            outlets=[CHERRY_CONTACTS],
+        )
+        fields >> patients
+
+    @task(trigger_rule="all_done")
+    def summarize(run_id=None, dag=None) -> dict:
+        from cherry_sync.tasks import summarize_run
+
+        return summarize_run(run_id, dag.dag_id)
+
+    practice.expand(slug=select_practices()) >> summarize()

@@ -1,0 +1,69 @@
+"""What every Cherry Sync DAG file shares: default args, the practice picker, the contacts Asset.
+
+Nothing here touches the network, a database or Airflow Variables: DAG files import it at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+from airflow.sdk import Asset, Param
+
+OWNER = "cherry-sync"
+
+# Updated by cherry_backfill and cherry_refresh; cherry_smart_list is scheduled on it.
+CHERRY_CONTACTS = Asset(name="cherry_contacts", uri="cherry-sync://crm/contacts", group="cherry-sync")
+
+DEFAULT_ARGS = {
+    "owner": OWNER,
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+def practice_choices() -> list[str]:
+    """Slugs listed in the registry file, for the trigger form's picker only.
+
+    A plain local read with no validation: the practice list shown in the form. Whether a chosen
+    practice exists, is enabled and valid is decided at run time from the registry as it is then.
+    """
+    from cherry_sync.registry import DEFAULT_PATH, ENV_VAR
+
+    path = Path(os.environ.get(ENV_VAR) or DEFAULT_PATH)
+    try:
+        entries = yaml.safe_load(path.read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(e["slug"]) for e in entries if isinstance(e, dict) and isinstance(e.get("slug"), str)]
+
+
+def practices_param() -> Param:
+    choices = practice_choices()
+    return Param(
+        [],
+        type="array",
+        items={"type": "string"},
+        examples=choices,
+        title="Practices",
+        description="Practices to sync (slugs from include/practices.yml). Leave empty for every enabled practice.",
+    )
+
+
+def dry_run_param(what: str) -> Param:
+    return Param(False, type="boolean", title="Dry run", description=f"Plan only: {what}, with zero CRM writes.")
+
+
+def page_size_param() -> Param:
+    return Param(
+        500,
+        type="integer",
+        minimum=1,
+        maximum=500,
+        title="Page size",
+        description="Records per Cherry API page (1-500). Smaller pages checkpoint more often.",
+    )

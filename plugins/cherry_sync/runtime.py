@@ -1,0 +1,93 @@
+"""Build what a task needs for one practice, at run time: registry entry, store, hooks, shared pacer.
+
+Connections (all resolved when a task runs, never at parse time):
+- `cherry_sync_store`: the sync store (sqlite or postgres). Default pacing state lives beside it.
+- `cherry_sync_pacer` (optional): where API pacing is shared across workers, e.g. `redis://127.0.0.1:6379/0`.
+  Without it: the store's PostgreSQL, or for a SQLite store a file-locked SQLite file next to it.
+- each practice's Cherry and CRM connections, as named in the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from cherry_sync.hooks.cherry import CherryHook
+from cherry_sync.hooks.crm import AesthetixCrmHook
+from cherry_sync.hooks.pacing import Pacer, pacer_from_url
+from cherry_sync.registry import PracticeConfig, Registry, load_registry
+from cherry_sync.store import SyncStore, get_store, url_from_connection
+from cherry_sync.sync.practice_runs import PracticeContext
+
+log = logging.getLogger(__name__)
+
+STORE_CONN_ID = "cherry_sync_store"
+PACER_CONN_ID = "cherry_sync_pacer"
+
+
+class PracticeUnavailable(Exception):
+    """The practice cannot run: unknown, disabled or invalid in the registry."""
+
+    def __init__(self, slug: str, reason: str) -> None:
+        self.slug = slug
+        self.reason = reason
+        super().__init__(f"practice {slug}: {reason}")
+
+
+def registry() -> Registry:
+    reg = load_registry()
+    for error in reg.errors:
+        log.error("registry: %s: %s: %s", error.practice, error.field, error.message)
+    return reg
+
+
+def practice_config(slug: str, reg: Registry | None = None) -> PracticeConfig:
+    reg = reg or registry()
+    practice = reg.get(slug)
+    if practice is None:
+        bad = [e for e in reg.errors if e.practice == slug]
+        raise PracticeUnavailable(slug, "invalid registry entry" if bad else "not in the registry")
+    if not practice.enabled:
+        raise PracticeUnavailable(slug, "disabled in the registry (enabled: false); nothing is synced or deleted")
+    return practice
+
+
+def _conn_url(conn_id: str) -> str | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return url_from_connection(BaseHook.get_connection(conn_id)).render_as_string(hide_password=False)
+    except AirflowNotFoundException:
+        return None
+
+
+@lru_cache(maxsize=4)
+def _pacer_for(url: str | None) -> Pacer:
+    return pacer_from_url(url)
+
+
+def shared_pacer() -> Pacer:
+    """Pacing shared by every task that touches the same API key or location."""
+    explicit = os.environ.get("CHERRY_SYNC_PACER_URL") or _conn_url(PACER_CONN_ID)
+    if explicit:
+        return _pacer_for(explicit)
+    store_url = _conn_url(STORE_CONN_ID) or ""
+    if store_url.startswith("sqlite:///"):
+        store_path = Path(store_url.removeprefix("sqlite:///"))
+        return _pacer_for(f"sqlite:///{store_path.with_name(store_path.stem + '-pacing.db')}")
+    if store_url.startswith("postgresql"):
+        return _pacer_for(store_url)
+    return _pacer_for(None)
+
+
+def practice_context(practice: PracticeConfig, store: SyncStore | None = None) -> PracticeContext:
+    pacer = shared_pacer()
+    return PracticeContext(
+        practice=practice,
+        store=store or get_store(STORE_CONN_ID),
+        cherry=CherryHook(practice.cherry_conn_id, pacer=pacer),
+        crm=AesthetixCrmHook(practice.crm_conn_id, pacer=pacer),
+    )

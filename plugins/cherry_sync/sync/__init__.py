@@ -1,0 +1,1 @@
+"""The sync engine: orchestrates hooks, domain rules and the store for one practice. No Airflow here."""

@@ -1,0 +1,197 @@
+"""One practice's backfill or refresh, end to end: the units the Airflow operators call.
+
+Plain Python over the hooks and the store, so it is testable without a scheduler. The returned summaries
+hold counts, reason codes and opaque ids only: they go to logs, the run ledger and XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from cherry_sync.domain import RecordRejected, parse_payment
+from cherry_sync.hooks.cherry import CherryHook
+from cherry_sync.hooks.crm import AesthetixCrmHook
+from cherry_sync.registry import PracticeConfig
+from cherry_sync.store import SyncStore
+from cherry_sync.sync.contacts import LiveDirectory, PrefetchedDirectory
+from cherry_sync.sync.estimates import PatientEstimates, practice_estimates
+from cherry_sync.sync.events import EventApplier, EventCounts, payment_snapshot
+from cherry_sync.sync.fields import provision_fields
+from cherry_sync.sync.opportunities import OpportunityUpdater, resolve_pipeline
+from cherry_sync.sync.patients import PatientSyncer, SyncCounts, rejection_of
+
+log = logging.getLogger(__name__)
+
+EVENTS_STREAM = "events"
+SCOPES = ("active", "all")
+
+
+@dataclass
+class PracticeContext:
+    """Everything one practice's run needs."""
+
+    practice: PracticeConfig
+    store: SyncStore
+    cherry: CherryHook
+    crm: AesthetixCrmHook
+
+    @property
+    def slug(self) -> str:
+        return self.practice.slug
+
+    def api_calls(self) -> dict[str, int]:
+        return {f"cherry {op}": n for op, n in self.cherry.calls.items()} | {
+            f"crm {op}": n for op, n in self.crm.calls.items()
+        }
+
+    def crm_calls(self) -> int:
+        return self.crm.api_calls
+
+
+@dataclass
+class RunSummary:
+    """What a practice run did; `as_dict()` is JSON-safe and free of patient data."""
+
+    slug: str
+    kind: str
+    dry_run: bool
+    patients: SyncCounts = field(default_factory=SyncCounts)
+    events: EventCounts | None = None
+    pages: int = 0
+    payments_loaded: int = 0
+    resumed_from_page: int = 0
+    fields: dict[str, Any] = field(default_factory=dict)
+    api_calls: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            "practice": self.slug,
+            "kind": self.kind,
+            "dry_run": self.dry_run,
+            "pages": self.pages,
+            "resumed_from_page": self.resumed_from_page,
+            "payments_loaded": self.payments_loaded,
+            "patients": self.patients.as_dict(),
+            "fields": self.fields,
+            "api_calls": dict(sorted(self.api_calls.items())),
+            "crm_calls": sum(n for op, n in self.api_calls.items() if op.startswith("crm ")),
+        }
+        if self.events is not None:
+            out["events"] = self.events.as_dict()
+        return out
+
+
+def _syncer(ctx: PracticeContext, field_ids: dict[str, str], directory, dry_run: bool) -> PatientSyncer:
+    options = ctx.practice.options
+    return PatientSyncer(
+        store=ctx.store,
+        crm=ctx.crm,
+        slug=ctx.slug,
+        timezone=ctx.practice.timezone,
+        field_ids=field_ids,
+        directory=directory,
+        practice_estimates=practice_estimates(ctx.cherry, options.estimate_amounts),
+        patient_estimates=PatientEstimates(ctx.cherry) if options.patient_estimates else None,
+        dry_run=dry_run,
+    )
+
+
+def load_payments(ctx: PracticeContext, summary: RunSummary, page_size: int = 500) -> None:
+    """Mirror every Cherry payment of the practice into the store (newer versions win)."""
+    rejections = []
+    for page in ctx.cherry.iter_payment_pages(limit=page_size):
+        parsed = []
+        for raw in page.items:
+            try:
+                parsed.append(payment_snapshot(parse_payment(raw)))
+            except RecordRejected as exc:
+                rejections.append(rejection_of(exc, raw))
+        ctx.store.upsert_payments(ctx.slug, parsed)
+        summary.payments_loaded += len(parsed)
+    if rejections and not summary.dry_run:
+        ctx.store.record_rejections(ctx.slug, rejections)
+
+
+def mark_event_feed_start(ctx: PracticeContext) -> None:
+    """Before the first backfill pages, remember where the event feed ends now.
+
+    The backfill covers everything up to this point, so the refresh starts here instead of replaying the
+    practice's whole event history (and creating contacts for patients outside the backfill's scope).
+    An existing cursor is never moved.
+    """
+    if ctx.store.get_cursor(ctx.slug, EVENTS_STREAM) is not None:
+        return
+    tail = None
+    for page in ctx.cherry.iter_event_pages():
+        tail = page.next_cursor or tail
+    if tail:
+        ctx.store.set_cursor(ctx.slug, EVENTS_STREAM, tail)
+
+
+def backfill_practice(
+    ctx: PracticeContext, *, scope: str = "active", page_size: int = 500, dry_run: bool = False
+) -> RunSummary:
+    """Pull every (active) Cherry patient of the practice into the CRM, resuming from the last checkpoint.
+
+    The checkpoint moves past a page only after the CRM confirmed that page's writes, so a killed task
+    resumes at the first unconfirmed page; re-processing a page is harmless (writes are diffed).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}")
+    summary = RunSummary(ctx.slug, "backfill", dry_run)
+    fields = provision_fields(ctx.crm, dry_run=dry_run)
+    summary.fields = fields.summary()
+    load_payments(ctx, summary)
+    syncer = _syncer(ctx, fields.field_ids, PrefetchedDirectory(ctx.crm), dry_run)
+
+    if not dry_run:
+        mark_event_feed_start(ctx)
+    checkpoint = None if dry_run else ctx.store.begin_checkpoint(ctx.slug, scope)
+    cursor = checkpoint.cursor if checkpoint else None
+    pages_done = checkpoint.pages_done if checkpoint else 0
+    patients_done = checkpoint.patients_done if checkpoint else 0
+    summary.resumed_from_page = pages_done
+    if pages_done:
+        log.info("resuming backfill of %s at page %d", ctx.slug, pages_done + 1)
+    status = "ACTIVE" if scope == "active" else None
+    for page in ctx.cherry.iter_patient_pages(status=status, limit=page_size, cursor=cursor):
+        summary.patients.add(syncer.sync_raw(page.items))
+        summary.pages += 1
+        pages_done += 1
+        patients_done += len(page.items)
+        if not dry_run:
+            ctx.store.save_checkpoint(ctx.slug, scope, page.next_cursor, pages_done, patients_done)
+    if not dry_run:
+        ctx.store.complete_checkpoint(ctx.slug, scope)
+    summary.api_calls = ctx.api_calls()
+    return summary
+
+
+def refresh_practice(
+    ctx: PracticeContext, *, page_size: int = 500, dry_run: bool = False, max_pages: int = 200
+) -> RunSummary:
+    """Apply Cherry events after the stored cursor; the cursor advances page by page, after each page landed."""
+    summary = RunSummary(ctx.slug, "refresh", dry_run, events=EventCounts())
+    fields = provision_fields(ctx.crm, dry_run=dry_run)
+    summary.fields = fields.summary()
+    syncer = _syncer(ctx, fields.field_ids, LiveDirectory(ctx.crm), dry_run)
+    opportunity = ctx.practice.options.opportunity
+    updater = None
+    if opportunity is not None:
+        target = resolve_pipeline(ctx.crm, opportunity.pipeline, opportunity.stage)
+        updater = OpportunityUpdater(ctx.crm, target, dry_run=dry_run)
+    applier = EventApplier(store=ctx.store, syncer=syncer, opportunities=updater, dry_run=dry_run)
+
+    cursor = ctx.store.get_cursor(ctx.slug, EVENTS_STREAM)
+    for page in ctx.cherry.iter_event_pages(cursor=cursor, limit=page_size):
+        applier.apply_page(page.items, summary.events, summary.patients)
+        summary.pages += 1
+        if page.next_cursor and not dry_run:
+            ctx.store.set_cursor(ctx.slug, EVENTS_STREAM, page.next_cursor)
+        if summary.pages >= max_pages:
+            log.info("refresh of %s stopped after %d pages; the next run continues", ctx.slug, max_pages)
+            break
+    summary.api_calls = ctx.api_calls()
+    return summary
