@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from cherry_sync.domain.cherry_records import (
     AccountStatus,
     BalanceStatus,
@@ -21,7 +22,6 @@ from cherry_sync.domain.cherry_records import (
     parse_payment,
 )
 from cherry_sync.domain.errors import Entity, ReasonCode, RecordRejected
-
 from tests.domain import samples
 from tests.domain.samples import MISSING
 

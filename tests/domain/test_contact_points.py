@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cherry_sync.domain.contact_points import (
     clean_name,
     email_match_key,

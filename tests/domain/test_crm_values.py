@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+
 from cherry_sync.domain.crm_values import parse_crm_date, parse_crm_number, same_value, to_field_value
 
 

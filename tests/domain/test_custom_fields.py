@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from cherry_sync.domain import custom_fields as cf
 from cherry_sync.domain.custom_fields import (
     CATALOGUE,

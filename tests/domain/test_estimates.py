@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from cherry_sync.domain.cherry_records import EstimatePlan, Estimates, parse_estimates
 from cherry_sync.domain.estimates import PracticeEstimates, estimate_text, format_money, format_percent, plan_line
-
 from tests.domain import samples
 
 

@@ -10,7 +10,6 @@ from cherry_sync.domain.cherry_records import parse_patient
 from cherry_sync.domain.desired_contact import DesiredContact
 from cherry_sync.domain.hashing import HASH_VERSION, canonical_decimal, content_hash
 from cherry_sync.domain.mapping import desired_contact
-
 from tests.domain import samples
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from cherry_sync.domain import custom_fields as cf
 from cherry_sync.domain._reader import parse_rfc3339
 from cherry_sync.domain.cherry_records import parse_estimates, parse_patient, parse_payment
@@ -14,7 +15,6 @@ from cherry_sync.domain.contact_points import normalise_phone
 from cherry_sync.domain.errors import InvalidPracticeTimezone
 from cherry_sync.domain.estimates import PracticeEstimates
 from cherry_sync.domain.mapping import desired_contact, latest_payment, local_date
-
 from tests.domain import samples
 
 LA = "America/Los_Angeles"

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from cherry_sync.domain import custom_fields as cf
 from cherry_sync.domain.cherry_records import parse_patient, parse_payment
 from cherry_sync.domain.custom_fields import CATALOGUE
@@ -20,7 +21,6 @@ from cherry_sync.domain.merge import (
     ContactWrite,
     plan_contact_write,
 )
-
 from tests.domain import samples
 from tests.domain.samples import MISSING
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from cherry_sync.domain._reader import RecordReader
 from cherry_sync.domain.cherry_records import (
     CherryPatient,
@@ -26,7 +27,6 @@ from cherry_sync.domain.custom_fields import FieldsNotProvisioned, field_ids
 from cherry_sync.domain.errors import Entity, FieldWarning, ReasonCode, RecordRejected
 from cherry_sync.domain.mapping import desired_contact
 from cherry_sync.domain.merge import plan_contact_write
-
 from tests.domain import samples
 from tests.domain.samples import MISSING
 

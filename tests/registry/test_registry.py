@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from cherry_sync.registry import (
     DEFAULT_PATH,
     ENV_VAR,

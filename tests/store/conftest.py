@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+
 from cherry_sync.registry import PracticeConfig
 from cherry_sync.store import PatientSnapshot, PaymentSnapshot, SyncStore
 

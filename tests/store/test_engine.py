@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 from airflow.sdk import Connection
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import make_url
+
 from cherry_sync.store import SyncStore, engine_from_connection, engine_from_url, get_store, url_from_connection
 from cherry_sync.store.engine import dispose_engine
 from cherry_sync.store.migrate import current_revision, head_revision
 from cherry_sync.store.schema import practices
-from sqlalchemy import insert, select, text
-from sqlalchemy.engine import make_url
 
 
 def test_sqlite_engine_settings(tmp_path):

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, inspect
+
 from cherry_sync.store import engine_from_url, migrate
 from cherry_sync.store.migrate import VERSION_TABLE, current_revision, head_revision
 from cherry_sync.store.schema import metadata
-from sqlalchemy import Column, Integer, MetaData, inspect
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = {

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from cherry_sync.store import PatientSnapshot
-
 from tests.store.conftest import T0, patient
 
 

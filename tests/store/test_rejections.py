@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cherry_sync.store import Rejection
-
 from tests.store.conftest import T0, make_practice
 
 
