@@ -23,7 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from cherry_sync.store.types import UTCDateTime
+from cherry_sync.store.column_types import UTCDateTime
 
 # Named constraints make migrations reproducible on every backend (SQLite would otherwise leave them unnamed).
 NAMING_CONVENTION = {

@@ -1,0 +1,148 @@
+"""The embedded local environment: sandboxes on loopback, Airflow on SQLite, connections as AIRFLOW_CONN_*.
+
+Used by `make demo`, `make airflow` and the DAG tests, so all three run the product the same way:
+- `start_sandboxes()` runs `python -m sandbox` as a child process and reads back its URLs and credentials;
+- `airflow_env()` builds the environment an Airflow process needs: AIRFLOW_HOME, a SQLite metadata DB, the
+  dags/plugins folders, the sync store connection and one Cherry + one CRM connection per registry practice
+  (the i-th practice of the registry gets the i-th sandbox practice and location).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Sandboxes:
+    """A running `python -m sandbox` child process and what it printed about itself."""
+
+    process: subprocess.Popen
+    info: dict
+    log_path: Path
+
+    @property
+    def cherry_url(self) -> str:
+        return self.info["cherry"]["base_url"]
+
+    @property
+    def crm_url(self) -> str:
+        return self.info["crm"]["base_url"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_sandboxes(workdir: Path, *, practices: int = 3, patients: int = 200, seed: int = 7,
+                    crm_burst: int = 100, crm_window: float = 10.0, extra_args: list[str] | None = None,
+                    cherry_port: int = 0, crm_port: int = 0) -> Sandboxes:
+    """Start both sandboxes on free (or given) loopback ports and wait until they describe themselves."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    describe = workdir / "sandboxes.json"
+    describe.unlink(missing_ok=True)
+    log_path = workdir / "sandboxes.log"
+    args = [
+        PYTHON, "-m", "sandbox", "--describe-json", str(describe),
+        "--cherry-port", str(cherry_port or free_port()), "--crm-port", str(crm_port or free_port()),
+        "--cherry-seed", str(seed), "--cherry-practices", str(practices), "--cherry-patients", str(patients),
+        "--crm-locations", str(practices), "--crm-burst-limit", str(crm_burst), "--crm-burst-window", str(crm_window),
+        *(extra_args or []),
+    ]
+    log = log_path.open("w")
+    process = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 120
+    while not describe.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"sandboxes did not start; see {log_path}")
+        time.sleep(0.1)
+    return Sandboxes(process, json.loads(describe.read_text()), log_path)
+
+
+def registry_practices(path: Path | None = None) -> list[dict]:
+    path = path or REPO / "include" / "practices.yml"
+    return [e for e in yaml.safe_load(path.read_text()) or [] if isinstance(e, dict)]
+
+
+def connection_env(sandboxes: Sandboxes, registry_path: Path | None = None, *, crm_window: float = 10.0,
+                   crm_burst: int = 95) -> dict[str, str]:
+    """AIRFLOW_CONN_* for every registry practice, pointing at the sandboxes (JSON connection form)."""
+    env: dict[str, str] = {}
+    cherry_practices = sandboxes.info["cherry"]["practices"]
+    locations = sandboxes.info["crm"]["locations"]
+    for index, entry in enumerate(registry_practices(registry_path)):
+        if index >= len(cherry_practices) or index >= len(locations):
+            break
+        cherry = {"conn_type": "http", "host": sandboxes.cherry_url, "password": cherry_practices[index]["api_key"]}
+        crm = {
+            "conn_type": "http",
+            "host": sandboxes.crm_url,
+            "password": locations[index]["token"],
+            "extra": {"location_id": locations[index]["id"], "burst_limit": crm_burst, "burst_window_seconds": crm_window},
+        }
+        env[f"AIRFLOW_CONN_{entry['cherry_conn_id'].upper()}"] = json.dumps(cherry)
+        env[f"AIRFLOW_CONN_{entry['crm_conn_id'].upper()}"] = json.dumps(crm)
+    return env
+
+
+def airflow_env(home: Path, *, store_url: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for an Airflow process on the embedded default (SQLite metadata DB under `home`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    store = store_url or f"sqlite:///{(home / 'cherry_sync_store.db').resolve()}"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home.resolve()),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{(home / 'airflow.db').resolve()}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+        "AIRFLOW_CONN_CHERRY_SYNC_STORE": json.dumps(_store_conn(store)),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
+        "NO_PROXY": "*",
+    }
+    env.update(extra or {})
+    return env
+
+
+def _store_conn(url: str) -> dict:
+    if url.startswith("sqlite:///"):
+        return {"conn_type": "sqlite", "host": url.removeprefix("sqlite:///")}
+    return {"conn_type": "postgres", "host": url}
+
+
+def airflow(env: dict[str, str], *args: str, check: bool = True, capture: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the `airflow` CLI of this venv."""
+    return subprocess.run(
+        [str(Path(PYTHON).with_name("airflow")), *args],
+        env=env, cwd=REPO, check=check, text=True, timeout=timeout,
+        stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
+    )
+
+
+def migrate_metadata(env: dict[str, str]) -> None:
+    """Create or upgrade Airflow's metadata DB (idempotent; quick when already current)."""
+    airflow(env, "db", "migrate")
