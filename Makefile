@@ -18,7 +18,7 @@ $(INSTALLED): requirements.txt | $(BIN)/python
 
 ## demo: run the pipelines end to end on the embedded default (SQLite, sandboxes on loopback)
 demo: $(INSTALLED)
-	$(BIN)/python -m cherry_sync.demo
+	$(BIN)/python scripts/demo.py
 
 ## test: the whole test suite (PostgreSQL tests skip with a reason outside CI when no server is up)
 test: $(INSTALLED)
@@ -26,7 +26,7 @@ test: $(INSTALLED)
 
 ## airflow: `airflow standalone` with the sandboxes and the demo practices (UI at http://127.0.0.1:8080)
 airflow: $(INSTALLED)
-	$(BIN)/python -m cherry_sync.demo --standalone
+	$(BIN)/python scripts/demo.py --standalone
 
 ## sandboxes: both API sandboxes in the foreground (see `python -m sandbox --help`)
 sandboxes: $(INSTALLED)

@@ -55,23 +55,51 @@ class Sandboxes:
                 self.process.kill()
 
 
-def start_sandboxes(workdir: Path, *, practices: int = 3, patients: int = 200, seed: int = 7,
-                    crm_burst: int = 100, crm_window: float = 10.0, extra_args: list[str] | None = None,
-                    cherry_port: int = 0, crm_port: int = 0) -> Sandboxes:
+def start_sandboxes(
+    workdir: Path,
+    *,
+    practices: int = 3,
+    patients: int = 200,
+    seed: int = 7,
+    crm_burst: int = 100,
+    crm_window: float = 10.0,
+    extra_args: list[str] | None = None,
+    cherry_port: int = 0,
+    crm_port: int = 0,
+) -> Sandboxes:
     """Start both sandboxes on free (or given) loopback ports and wait until they describe themselves."""
     workdir.mkdir(parents=True, exist_ok=True)
     describe = workdir / "sandboxes.json"
     describe.unlink(missing_ok=True)
     log_path = workdir / "sandboxes.log"
     args = [
-        PYTHON, "-m", "sandbox", "--describe-json", str(describe),
-        "--cherry-port", str(cherry_port or free_port()), "--crm-port", str(crm_port or free_port()),
-        "--cherry-seed", str(seed), "--cherry-practices", str(practices), "--cherry-patients", str(patients),
-        "--crm-locations", str(practices), "--crm-burst-limit", str(crm_burst), "--crm-burst-window", str(crm_window),
+        PYTHON,
+        "-m",
+        "sandbox",
+        "--describe-json",
+        str(describe),
+        "--cherry-port",
+        str(cherry_port or free_port()),
+        "--crm-port",
+        str(crm_port or free_port()),
+        "--cherry-seed",
+        str(seed),
+        "--cherry-practices",
+        str(practices),
+        "--cherry-patients",
+        str(patients),
+        "--crm-locations",
+        str(practices),
+        "--crm-burst-limit",
+        str(crm_burst),
+        "--crm-burst-window",
+        str(crm_window),
         *(extra_args or []),
     ]
     log = log_path.open("w")
-    process = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+    process = subprocess.Popen(
+        args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
     deadline = time.monotonic() + 120
     while not describe.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -86,8 +114,9 @@ def registry_practices(path: Path | None = None) -> list[dict]:
     return [e for e in yaml.safe_load(path.read_text()) or [] if isinstance(e, dict)]
 
 
-def connection_env(sandboxes: Sandboxes, registry_path: Path | None = None, *, crm_window: float = 10.0,
-                   crm_burst: int = 95) -> dict[str, str]:
+def connection_env(
+    sandboxes: Sandboxes, registry_path: Path | None = None, *, crm_window: float = 10.0, crm_burst: int = 95
+) -> dict[str, str]:
     """AIRFLOW_CONN_* for every registry practice, pointing at the sandboxes (JSON connection form)."""
     env: dict[str, str] = {}
     cherry_practices = sandboxes.info["cherry"]["practices"]
@@ -100,7 +129,11 @@ def connection_env(sandboxes: Sandboxes, registry_path: Path | None = None, *, c
             "conn_type": "http",
             "host": sandboxes.crm_url,
             "password": locations[index]["token"],
-            "extra": {"location_id": locations[index]["id"], "burst_limit": crm_burst, "burst_window_seconds": crm_window},
+            "extra": {
+                "location_id": locations[index]["id"],
+                "burst_limit": crm_burst,
+                "burst_window_seconds": crm_window,
+            },
         }
         env[f"AIRFLOW_CONN_{entry['cherry_conn_id'].upper()}"] = json.dumps(cherry)
         env[f"AIRFLOW_CONN_{entry['crm_conn_id'].upper()}"] = json.dumps(crm)
@@ -134,12 +167,19 @@ def _store_conn(url: str) -> dict:
     return {"conn_type": "postgres", "host": url}
 
 
-def airflow(env: dict[str, str], *args: str, check: bool = True, capture: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+def airflow(
+    env: dict[str, str], *args: str, check: bool = True, capture: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run the `airflow` CLI of this venv."""
     return subprocess.run(
         [str(Path(PYTHON).with_name("airflow")), *args],
-        env=env, cwd=REPO, check=check, text=True, timeout=timeout,
-        stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
+        env=env,
+        cwd=REPO,
+        check=check,
+        text=True,
+        timeout=timeout,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.STDOUT if capture else None,
     )
 
 

@@ -1,0 +1,202 @@
+"""`make demo`: the product's DAGs end to end on the embedded default, with a readable summary.
+
+Sandboxes on loopback (fresh each run), Airflow's metadata DB and the sync store on SQLite under `.demo/`,
+connections as AIRFLOW_CONN_* variables. Each step runs a real DAG with `airflow dags test`, then the demo
+reads the sync store's run ledger and the CRM sandbox's request counters to say what happened.
+The CRM sandbox's burst window is time-scaled (100 requests per 1 s instead of per 10 s) so the demo is quick.
+
+`--standalone` (`make airflow`) instead starts `airflow standalone` on the same environment for the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "plugins")]
+
+from scripts.local_env import airflow, airflow_env, connection_env, migrate_metadata, start_sandboxes  # noqa: E402
+
+DEMO_DIR = REPO / ".demo"
+CRM_WINDOW = 1.0  # seconds: time-scaled burst window, 100 requests per window as in production
+
+
+def _step(title: str) -> None:
+    print(f"\n\033[1m== {title}\033[0m", flush=True)
+
+
+class Demo:
+    def __init__(self, patients: int) -> None:
+        self.patients = patients
+        self.home = DEMO_DIR / "airflow"
+        self.store_path = DEMO_DIR / "cherry_sync_store.db"
+
+    def run(self) -> int:
+        DEMO_DIR.mkdir(exist_ok=True)
+        # A fresh CRM sandbox each run, so the store starts fresh too (its contact ids point into the CRM).
+        for stale in DEMO_DIR.glob("cherry_sync_store*"):
+            stale.unlink()
+        _step("Starting the Cherry and CRM sandboxes on loopback")
+        self.sandboxes = start_sandboxes(DEMO_DIR, patients=self.patients, crm_burst=100, crm_window=CRM_WINDOW)
+        try:
+            print(f"  Cherry: {self.sandboxes.cherry_url}   CRM: {self.sandboxes.crm_url}")
+            # Count the CRM's busiest window over the same (time-scaled) span as its burst limit.
+            requests.post(
+                f"{self.sandboxes.crm_url}/_sandbox/stats/reset", params={"window_seconds": CRM_WINDOW}, timeout=10
+            )
+            self.env = airflow_env(
+                self.home,
+                store_url=f"sqlite:///{self.store_path}",
+                extra=connection_env(self.sandboxes, crm_window=CRM_WINDOW),
+            )
+            _step("Preparing Airflow's metadata database (SQLite)")
+            migrate_metadata(self.env)
+            self.dag("cherry_backfill", "Backfill, dry run (plan only, zero CRM writes)", dry_run=True)
+            self.dag("cherry_backfill", "Backfill: every active Cherry patient into the CRM")
+            _step("Cherry time moves on: new patients, refreshed accounts, payments, refunds, duplicate deliveries")
+            advanced = self.advance()
+            print(f"  {advanced} new Cherry events")
+            self.dag("cherry_refresh", "Refresh: apply Cherry's new events")
+            self.dag("cherry_backfill", "Backfill again with no source change (expect zero CRM writes)")
+            self.final_summary()
+        finally:
+            self.sandboxes.stop()
+        return 0
+
+    def advance(self) -> int:
+        body = {
+            "minutes": 120,
+            "new_patients": 4,
+            "refreshed": 8,
+            "payments": 5,
+            "refunds": 1,
+            "cancellations": 1,
+            "duplicate_share": 0.2,
+            "out_of_order_share": 0.1,
+        }
+        result = requests.post(f"{self.sandboxes.cherry_url}/_sandbox/advance", json=body, timeout=30).json()
+        return sum(p.get("events", 0) for p in result.get("practices", {}).values())
+
+    def crm_writes(self) -> int:
+        stats = requests.get(f"{self.sandboxes.crm_url}/_sandbox/stats", timeout=10).json()
+        return sum(
+            n
+            for ep, n in stats["endpoints"].items()
+            if ep.split()[0] in ("POST", "PUT", "DELETE") and not ep.startswith("POST /contacts/search")
+        )
+
+    def dag(self, dag_id: str, title: str, **conf) -> None:
+        _step(title)
+        writes_before = self.crm_writes()
+        started = time.monotonic()
+        result = airflow(self.env, "dags", "test", dag_id, "-c", json.dumps(conf), check=False)
+        log = DEMO_DIR / f"{dag_id}-{int(time.time())}.log"
+        log.write_text(result.stdout or "")
+        state = "success" if "state=success" in (result.stdout or "") and result.returncode == 0 else "FAILED"
+        print(f"  {dag_id}: {state} in {time.monotonic() - started:.0f}s  (log: {log.relative_to(REPO)})")
+        self.print_ledger(dag_id)
+        print(f"  CRM writes during this step: {self.crm_writes() - writes_before}")
+        if state != "success":
+            raise SystemExit(f"{dag_id} failed; see {log}")
+
+    def store(self):
+        from cherry_sync.store import engine_from_url, store_from_engine
+
+        return store_from_engine(engine_from_url(f"sqlite:///{self.store_path}"))
+
+    def print_ledger(self, dag_id: str) -> None:
+        runs = self.store().list_runs(dag_id=dag_id, limit=200)
+        if not runs:
+            return
+        latest = max(r.started_at for r in runs)
+        run_id = next(r.run_id for r in runs if r.started_at == latest)
+        rows = [
+            r
+            for r in runs
+            if r.run_id == run_id and r.task_id and r.task_id.endswith(("sync_patients", "apply_events"))
+        ]
+        print(
+            f"  {'practice':22} {'read':>5} {'created':>8} {'updated':>8} {'unchanged':>10} {'rejected':>9} {'API calls':>10}"
+        )
+        for r in sorted(rows, key=lambda r: r.practice_slug):
+            c = r.counts
+            print(
+                f"  {r.practice_slug:22} {c.read:>5} {c.created:>8} {c.updated:>8} {c.unchanged:>10} {c.rejected:>9} {c.api_calls:>10}"
+            )
+
+    def final_summary(self) -> None:
+        _step("Where things stand")
+        store = self.store()
+        state = requests.get(f"{self.sandboxes.crm_url}/_sandbox/locations", timeout=10).json()
+        locations = state if isinstance(state, list) else state.get("locations", [])
+        for loc in locations:
+            counts = requests.get(
+                f"{self.sandboxes.crm_url}/_sandbox/state/{loc['id']}", params={"lists": "false"}, timeout=10
+            ).json()["counts"]
+            print(
+                f"  CRM location {loc['id']}: {counts['contacts']} contacts, {counts['customFields']} custom fields, "
+                f"{counts['opportunities']} opportunities"
+            )
+        rejects = store.rejection_counts()
+        print(f"  Rejected records kept with their reason: {dict(sorted(rejects.items())) or 'none'}")
+        stats = requests.get(f"{self.sandboxes.crm_url}/_sandbox/stats", timeout=10).json()
+        worst = max((v["max_in_window"] for v in stats["by_key"].values()), default=0)
+        print(
+            f"  CRM requests: {stats['total']} in all, 429s: {stats['status_codes'].get('429', 0)}, "
+            f"busiest {stats['window_seconds']:g} s window per location: {worst} (limit 100)"
+        )
+        print("  Open the store yourself: sqlite3 .demo/cherry_sync_store.db 'select * from run_ledger'")
+
+
+def standalone(patients: int) -> int:
+    """`make airflow`: airflow standalone on the embedded default, with the sandboxes and demo practices."""
+    DEMO_DIR.mkdir(exist_ok=True)
+    home = DEMO_DIR / "airflow"
+    sandboxes = start_sandboxes(DEMO_DIR, patients=patients, crm_burst=100, crm_window=CRM_WINDOW)
+    password_file = home / "simple_auth_manager_passwords.json"
+    home.mkdir(parents=True, exist_ok=True)
+    password_file.write_text(json.dumps({"admin": "admin"}))
+    env = airflow_env(
+        home,
+        store_url=f"sqlite:///{DEMO_DIR / 'cherry_sync_store.db'}",
+        extra={
+            **connection_env(sandboxes, crm_window=CRM_WINDOW),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
+            "AIRFLOW__API__PORT": os.environ.get("AIRFLOW_PORT", "8080"),
+        },
+    )
+    print(f"Sandboxes: Cherry {sandboxes.cherry_url}  CRM {sandboxes.crm_url}")
+    print(
+        "Airflow UI: http://127.0.0.1:"
+        + env["AIRFLOW__API__PORT"]
+        + "   login: admin / admin   (Ctrl-C stops everything)"
+    )
+    try:
+        return subprocess.call([str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, cwd=REPO)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        sandboxes.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=150, help="Cherry patients per demo practice")
+    parser.add_argument("--standalone", action="store_true", help="start airflow standalone for the UI instead")
+    args = parser.parse_args(argv)
+    if args.standalone:
+        return standalone(args.patients)
+    return Demo(args.patients).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
