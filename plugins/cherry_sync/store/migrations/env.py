@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from cherry_sync.store.schema import metadata
 from cherry_sync.store.column_types import UTCDateTime
+from cherry_sync.store.schema import metadata
 
 config = context.config
 connection = config.attributes.get("connection")
