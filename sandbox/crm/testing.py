@@ -1,0 +1,204 @@
+"""A CRM sandbox running on a loopback port, for tests of this package and of hooks and DAGs.
+
+    with start_crm_sandbox(locations=2) as crm:
+        loc = crm.locations[0]
+        requests.post(f"{crm.base_url}/contacts/upsert", json={...}, headers=crm.headers(loc))
+
+Admin helpers talk HTTP to /_sandbox (so they exercise the same paths a benchmark would); `state`
+gives the in-process CrmState for assertions that need more than the admin API shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from sandbox.common.server import RunningServer, start_in_thread
+from sandbox.crm.app import create_app
+from sandbox.crm.auth import CONVERSATIONS_VERSION, VERSION
+from sandbox.crm.config import CrmSandboxConfig
+from sandbox.crm.state import CrmState
+
+ADMIN_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class SandboxLocation:
+    """A seeded location and its token."""
+
+    id: str
+    token: str
+    name: str
+
+
+class ApiClient:
+    """Bare HTTP calls as one location (token + Version preset); returns `requests.Response` untouched."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: float = 10) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers.update(headers)
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.request(method, f"{self.base_url}{path}", **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class CrmSandbox:
+    """Handle on a running CRM sandbox: URL, locations, admin helpers, stop()."""
+
+    def __init__(self, config: CrmSandboxConfig) -> None:
+        self.config = config
+        self.app = create_app(config)
+        self._server: RunningServer = start_in_thread(self.app)
+        self.base_url = self._server.base_url
+        self.port = self._server.port
+        self.http = requests.Session()
+        self._clients: list[ApiClient] = []
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def stop(self, wait: bool = True) -> None:
+        """Shut the server down. wait=False returns at once (uvicorn needs ~0.15 s to finish closing)."""
+        for client in self._clients:
+            client.close()
+        self.http.close()
+        # Tests end with requests still open on purpose (hang faults); don't wait for them to drain.
+        self._server.server.force_exit = True
+        if wait:
+            self._server.stop()
+        else:
+            self._server.server.should_exit = True
+
+    def __enter__(self) -> CrmSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- locations and request helpers ---------------------------------------------------------
+
+    @property
+    def state(self) -> CrmState:
+        """The live in-process state (replaced by reset())."""
+        return self.app.state.crm
+
+    @property
+    def locations(self) -> list[SandboxLocation]:
+        with self.state.lock:
+            return [SandboxLocation(loc.id, loc.token, loc.name) for loc in self.state.locations.values()]
+
+    def location(self, which: int | str = 0) -> SandboxLocation:
+        """A location by position or id."""
+        if isinstance(which, int):
+            return self.locations[which]
+        return next(loc for loc in self.locations if loc.id == which)
+
+    def headers(self, which: int | str | SandboxLocation = 0, version: str = VERSION) -> dict[str, str]:
+        """Authorization + Version headers for a location (by position, id, or SandboxLocation)."""
+        loc = which if isinstance(which, SandboxLocation) else self.location(which)
+        return {"Authorization": f"Bearer {loc.token}", "Version": version, "Accept": "application/json"}
+
+    def conversation_headers(self, which: int | str | SandboxLocation = 0) -> dict[str, str]:
+        return self.headers(which, CONVERSATIONS_VERSION)
+
+    def client(self, which: int | str | SandboxLocation = 0, version: str = VERSION) -> ApiClient:
+        """An ApiClient for a location (closed by stop())."""
+        client = ApiClient(self.base_url, self.headers(which, version))
+        self._clients.append(client)
+        return client
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self.http.request(method, self.url(f"/_sandbox{path}"), timeout=ADMIN_TIMEOUT, **kwargs)
+        resp.raise_for_status()
+        return resp.json() if resp.content else None
+
+    def add_location(self, **body: Any) -> SandboxLocation:
+        row = self._admin("POST", "/locations", json=body)
+        return SandboxLocation(row["id"], row["token"], row["name"])
+
+    def set_location_settings(self, location_id: str, **settings: Any) -> dict:
+        """allowDuplicateContact, allowDuplicateOpportunity, duplicateContactPriority."""
+        return self._admin("PUT", f"/locations/{location_id}/settings", json=settings)
+
+    def add_pipeline(self, location_id: str, name: str, stages: list[str]) -> dict:
+        return self._admin("POST", f"/locations/{location_id}/pipelines", json={"name": name, "stages": stages})
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    def location_state(self, location_id: str, lists: bool = True) -> dict:
+        return self._admin("GET", f"/state/{location_id}", params={"lists": str(lists).lower()})
+
+    def messages(self, location_id: str | None = None) -> list[dict]:
+        params = {"locationId": location_id} if location_id else None
+        return self._admin("GET", "/messages", params=params)["messages"]
+
+    def media_bytes(self, file_id: str) -> bytes:
+        resp = self.http.get(self.url(f"/_sandbox/media/{file_id}"), timeout=ADMIN_TIMEOUT)
+        resp.raise_for_status()
+        return resp.content
+
+    def stats(self) -> dict:
+        return self._admin("GET", "/stats")
+
+    def reset_stats(self, window_seconds: float | None = None) -> dict:
+        params = {"window_seconds": window_seconds} if window_seconds is not None else None
+        return self._admin("POST", "/stats/reset", params=params)
+
+    # --- switches ------------------------------------------------------------------------------
+
+    def set_faults(self, **settings: Any) -> dict:
+        """FaultSettings fields, e.g. set_faults(script=["write_then_500"]) or set_faults(latency_ms=50)."""
+        return self._admin("PUT", "/faults", json=settings)
+
+    def clear_faults(self) -> dict:
+        return self._admin("PUT", "/faults", json={})
+
+    def set_rate_limits(self, **settings: Any) -> dict:
+        """RateLimitSettings fields for every location, e.g. burst_limit=5, burst_window_seconds=1."""
+        return self._admin("PUT", "/rate-limits", json=settings)
+
+    def override_rate_limits(self, location_id: str, **settings: Any) -> dict:
+        return self._admin("PUT", f"/rate-limits/{location_id}", json=settings)
+
+    def clear_rate_limit_override(self, location_id: str) -> dict:
+        return self._admin("DELETE", f"/rate-limits/{location_id}")
+
+    def poison(self, *contact_ids: str) -> dict:
+        """Bulk tag batches containing any of these ids fail whole (400)."""
+        return self._admin("PUT", "/poison", json={"contactIds": list(contact_ids)})
+
+    def set_search_lag(self, seconds: float) -> dict:
+        return self._admin("PUT", "/settings", json={"searchLagSeconds": seconds})
+
+    def reset(self) -> dict:
+        return self._admin("POST", "/reset")
+
+
+def start_crm_sandbox(config: CrmSandboxConfig | None = None, **overrides: Any) -> CrmSandbox:
+    """Start a sandbox from `config` (default CrmSandboxConfig()) with field `overrides` applied."""
+    base = config or CrmSandboxConfig()
+    if overrides:
+        base = CrmSandboxConfig.model_validate({**base.model_dump(), **overrides})
+    return CrmSandbox(base)
