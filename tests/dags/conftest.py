@@ -44,8 +44,14 @@ class DagEnv:
     @property
     def env(self) -> dict[str, str]:
         info = {
-            "cherry": {"base_url": self.cherry.base_url, "practices": [{"api_key": p.api_key} for p in self.cherry.practices]},
-            "crm": {"base_url": self.crm.base_url, "locations": [{"id": loc.id, "token": loc.token} for loc in self.crm.locations]},
+            "cherry": {
+                "base_url": self.cherry.base_url,
+                "practices": [{"api_key": p.api_key} for p in self.cherry.practices],
+            },
+            "crm": {
+                "base_url": self.crm.base_url,
+                "locations": [{"id": loc.id, "token": loc.token} for loc in self.crm.locations],
+            },
         }
         sandboxes = SimpleNamespace(info=info, cherry_url=self.cherry.base_url, crm_url=self.crm.base_url)
         conns = connection_env(sandboxes, self.registry_path, crm_window=CRM_WINDOW)
@@ -72,7 +78,9 @@ class DagEnv:
         stats = requests.get(f"{self.crm.base_url}/_sandbox/stats", timeout=10).json()
         endpoints = stats["by_key"].get(location_id, {}).get("endpoints", {}) if location_id else stats["endpoints"]
         return sum(
-            n for ep, n in endpoints.items() if ep.split()[0] in ("POST", "PUT", "DELETE") and "/contacts/search" not in ep
+            n
+            for ep, n in endpoints.items()
+            if ep.split()[0] in ("POST", "PUT", "DELETE") and "/contacts/search" not in ep
         )
 
     def crm_requests(self, location_id: str) -> int:

@@ -17,7 +17,9 @@ def _sync_rows(env, dag_id):
     runs = _store(env).list_runs(dag_id=dag_id, limit=500)
     latest = max(r.started_at for r in runs)
     run_id = next(r.run_id for r in runs if r.started_at == latest)
-    return {r.practice_slug: r for r in runs if r.run_id == run_id and r.task_id.endswith(("sync_patients", "apply_events"))}
+    return {
+        r.practice_slug: r for r in runs if r.run_id == run_id and r.task_id.endswith(("sync_patients", "apply_events"))
+    }
 
 
 def test_backfill_then_rerun_makes_zero_crm_writes_and_dry_run_predicts_counts(dag_env):
@@ -31,7 +33,10 @@ def test_backfill_then_rerun_makes_zero_crm_writes_and_dry_run_predicts_counts(d
     for slug, counts in done.items():
         assert counts.created > 0
         assert (counts.created, counts.updated, counts.unchanged, counts.rejected) == (
-            planned[slug].created, planned[slug].updated, planned[slug].unchanged, planned[slug].rejected,
+            planned[slug].created,
+            planned[slug].updated,
+            planned[slug].unchanged,
+            planned[slug].rejected,
         ), slug
         assert all(row.status == "success" for row in _sync_rows(dag_env, "cherry_backfill").values())
     for loc in dag_env.crm.locations:
@@ -60,13 +65,18 @@ def test_disabled_practice_is_left_alone_and_others_sync(dag_env):
 
 def test_refresh_applies_new_events_after_backfill(dag_env):
     dag_env.run("cherry_backfill")
-    dag_env.cherry.advance(minutes=60, new_patients=3, refreshed=5, payments=3, refunds=1, duplicate_share=0.3,
-                           out_of_order_share=0.2)
-    before = {loc.id: dag_env.crm.location_state(loc.id, lists=False)["counts"]["contacts"] for loc in dag_env.crm.locations}
+    dag_env.cherry.advance(
+        minutes=60, new_patients=3, refreshed=5, payments=3, refunds=1, duplicate_share=0.3, out_of_order_share=0.2
+    )
+    before = {
+        loc.id: dag_env.crm.location_state(loc.id, lists=False)["counts"]["contacts"] for loc in dag_env.crm.locations
+    }
     dag_env.run("cherry_refresh")
     rows = _sync_rows(dag_env, "cherry_refresh")
     assert sum(r.counts.created + r.counts.updated for r in rows.values()) > 0
-    after = {loc.id: dag_env.crm.location_state(loc.id, lists=False)["counts"]["contacts"] for loc in dag_env.crm.locations}
+    after = {
+        loc.id: dag_env.crm.location_state(loc.id, lists=False)["counts"]["contacts"] for loc in dag_env.crm.locations
+    }
     assert sum(after.values()) > sum(before.values())
     writes = dag_env.crm_writes()
     dag_env.run("cherry_refresh")

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from cherry_sync.hooks import errors
-from cherry_sync.runtime import PracticeUnavailable, practice_config, practice_context
-from cherry_sync.store import RunCounts
-from cherry_sync.sync.fields import FieldConflictError, provision_fields
-from cherry_sync.sync.opportunities import PipelineNotFoundError
-from cherry_sync.sync.practice_runs import PracticeContext, RunSummary, backfill_practice, refresh_practice
+if TYPE_CHECKING:
+    from cherry_sync.sync.practice_runs import PracticeContext, RunSummary
+
+# The sync engine (hooks, store, domain) is imported inside execute(): DAG files import these operators at
+# parse time, and the engine's imports (SQLAlchemy, requests, phonenumbers...) would make parsing slow.
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,8 @@ class PracticeOperator(BaseOperator):
         raise NotImplementedError
 
     def execute(self, context) -> dict[str, Any]:
+        from cherry_sync.runtime import PracticeUnavailable, practice_config, practice_context
+
         slug = str(self.practice)
         dry_run = _as_bool(self.dry_run)
         try:
@@ -63,6 +64,11 @@ class PracticeOperator(BaseOperator):
         return self._guarded(lambda: self.run_for_practice(ctx, dry_run), ctx, ledger_id)
 
     def _guarded(self, work: Callable[[], dict[str, Any]], ctx: PracticeContext, ledger_id: int) -> dict[str, Any]:
+        from cherry_sync.hooks import errors
+        from cherry_sync.store import RunCounts
+        from cherry_sync.sync.fields import FieldConflictError
+        from cherry_sync.sync.opportunities import PipelineNotFoundError
+
         slug = ctx.slug
         try:
             result = work()
@@ -101,7 +107,9 @@ class PracticeOperator(BaseOperator):
         return result
 
     @staticmethod
-    def _finish(ctx: PracticeContext, ledger_id: int, status: str, counts: RunCounts | None, details: dict) -> None:
+    def _finish(ctx: PracticeContext, ledger_id: int, status: str, counts, details: dict) -> None:
+        from cherry_sync.store import RunCounts
+
         if counts is None:
             counts = RunCounts(api_calls=ctx.cherry.api_calls + ctx.crm.api_calls)
         ctx.store.finish_run(ledger_id, status, counts, {**details, "api_calls": ctx.api_calls()})
@@ -111,6 +119,8 @@ class ProvisionCustomFieldsOperator(PracticeOperator):
     """Create the 14 Cherry contact fields on the practice's CRM location (idempotent; by fieldKey)."""
 
     def run_for_practice(self, ctx: PracticeContext, dry_run: bool) -> dict[str, Any]:
+        from cherry_sync.sync.fields import provision_fields
+
         result = provision_fields(ctx.crm, dry_run=dry_run)
         ctx.store.set_practice_ids(ctx.slug, crm_location_id=ctx.crm.location_id)
         summary = {"practice": ctx.slug, "dry_run": dry_run, "fields": result.summary(), "api_calls": ctx.api_calls()}
@@ -129,6 +139,8 @@ class SyncPatientsOperator(PracticeOperator):
         self.page_size = page_size
 
     def run_for_practice(self, ctx: PracticeContext, dry_run: bool) -> dict[str, Any]:
+        from cherry_sync.sync.practice_runs import backfill_practice
+
         summary = backfill_practice(ctx, scope=str(self.scope), page_size=int(self.page_size), dry_run=dry_run)
         return _log_summary(summary)
 
@@ -143,6 +155,8 @@ class ApplyEventsOperator(PracticeOperator):
         self.page_size = page_size
 
     def run_for_practice(self, ctx: PracticeContext, dry_run: bool) -> dict[str, Any]:
+        from cherry_sync.sync.practice_runs import refresh_practice
+
         summary = refresh_practice(ctx, page_size=int(self.page_size), dry_run=dry_run)
         return _log_summary(summary)
 
