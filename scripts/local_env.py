@@ -162,9 +162,20 @@ def airflow_env(home: Path, *, store_url: str | None = None, extra: dict[str, st
 
 
 def _store_conn(url: str) -> dict:
+    """The sync store's Airflow connection (JSON form) for a SQLAlchemy URL."""
     if url.startswith("sqlite:///"):
         return {"conn_type": "sqlite", "host": url.removeprefix("sqlite:///")}
-    return {"conn_type": "postgres", "host": url}
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return {
+        "conn_type": "postgres",
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "login": parsed.username,
+        "password": parsed.password,
+        "schema": parsed.database,
+    }
 
 
 def airflow(

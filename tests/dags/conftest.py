@@ -88,6 +88,14 @@ class DagEnv:
         return stats["by_key"].get(location_id, {}).get("requests", 0)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_backend(request, tmp_path) -> str:
+    """The sync store for a DAG test: a SQLite file, or a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
 def dag_env(airflow_home, tmp_path, cherry_sandbox_factory, crm_sandbox_factory) -> DagEnv:
     cherry = cherry_sandbox_factory(practices=3, patients_per_practice=30)
@@ -95,3 +103,10 @@ def dag_env(airflow_home, tmp_path, cherry_sandbox_factory, crm_sandbox_factory)
     registry_path = tmp_path / "practices.yml"
     registry_path.write_text((REPO / "include" / "practices.yml").read_text())
     return DagEnv(airflow_home, cherry, crm, f"sqlite:///{tmp_path / 'store.db'}", registry_path)
+
+
+@pytest.fixture
+def dag_env_any_store(dag_env, store_backend) -> DagEnv:
+    """`dag_env` on each store backend (SQLite and PostgreSQL)."""
+    dag_env.store_url = store_backend
+    return dag_env

@@ -22,7 +22,8 @@ def _sync_rows(env, dag_id):
     }
 
 
-def test_backfill_then_rerun_makes_zero_crm_writes_and_dry_run_predicts_counts(dag_env):
+def test_backfill_then_rerun_makes_zero_crm_writes_and_dry_run_predicts_counts(dag_env_any_store):
+    dag_env = dag_env_any_store
     dag_env.run("cherry_backfill", dry_run=True)
     assert dag_env.crm_writes() == 0
     planned = {slug: row.counts for slug, row in _sync_rows(dag_env, "cherry_backfill").items()}
