@@ -187,3 +187,7 @@ run_ledger = Table(
     # Reports read a practice's recent runs.
     Index(None, "practice_slug", "started_at"),
 )
+
+
+# Tables of later features live in their own modules and register on `metadata` when imported here.
+from cherry_sync.store import schema_media, schema_reports, schema_smart_list  # noqa: E402, F401

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from cherry_sync.store.checkpoints import CheckpointQueries
 from cherry_sync.store.ledger import LedgerQueries
+from cherry_sync.store.media_library import MediaQueries
 from cherry_sync.store.patients import PatientQueries
 from cherry_sync.store.payments import PaymentQueries
 from cherry_sync.store.practices import PracticeQueries
 from cherry_sync.store.progress import ProgressQueries
 from cherry_sync.store.rejections import RejectionQueries
+from cherry_sync.store.reports import ReportQueries
+from cherry_sync.store.smart_lists import SmartListQueries
 
 
 class SyncStore(
@@ -19,6 +22,9 @@ class SyncStore(
     CheckpointQueries,
     RejectionQueries,
     LedgerQueries,
+    SmartListQueries,
+    MediaQueries,
+    ReportQueries,
 ):
     """The sync store (never Airflow's metadata database), on SQLite or PostgreSQL.
 
