@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -180,11 +181,20 @@ def standalone(patients: int) -> int:
         + env["AIRFLOW__API__PORT"]
         + "   login: admin / admin   (Ctrl-C stops everything)"
     )
+    # SIGTERM (a supervisor, `timeout`) must stop the children too, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    process = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, cwd=REPO)
     try:
-        return subprocess.call([str(Path(sys.executable).with_name("airflow")), "standalone"], env=env, cwd=REPO)
+        return process.wait()
     except KeyboardInterrupt:
         return 0
     finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         sandboxes.stop()
 
 

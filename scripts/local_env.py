@@ -155,6 +155,8 @@ def airflow_env(home: Path, *, store_url: str | None = None, extra: dict[str, st
         "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
         "AIRFLOW_CONN_CHERRY_SYNC_STORE": json.dumps(_store_conn(store)),
         "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
+        # `airflow standalone` starts its components as `airflow ...`: this venv's bin must come first.
+        "PATH": os.pathsep.join([str(Path(PYTHON).parent), os.environ.get("PATH", "")]),
         "NO_PROXY": "*",
     }
     env.update(extra or {})
