@@ -173,6 +173,7 @@ def standalone(patients: int) -> int:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
             "AIRFLOW__API__PORT": os.environ.get("AIRFLOW_PORT", "8080"),
+            "AIRFLOW__API__HOST": "127.0.0.1",
         },
     )
     print(f"Sandboxes: Cherry {sandboxes.cherry_url}  CRM {sandboxes.crm_url}")
