@@ -13,6 +13,7 @@ Differences from the provider's behaviour, on purpose:
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import time
 from collections import Counter
@@ -29,6 +30,27 @@ from cherry_sync.hooks import errors
 from cherry_sync.hooks.pacing import Pacer, PaceSettings, default_pacer
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _NoQueryValues(logging.Filter):
+    """Cuts query strings out of urllib3's DEBUG request lines: lookups carry emails and phones there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, str) and "?" in a for a in record.args):
+            record.args = tuple(
+                a.split("?", 1)[0] + "?[query redacted]" if isinstance(a, str) and "?" in a else a for a in record.args
+            )
+        return True
+
+
+def _install_log_filters() -> None:
+    for name in ("urllib3.connectionpool",):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoQueryValues) for f in logger.filters):
+            logger.addFilter(_NoQueryValues())
+
+
+_install_log_filters()
 
 
 @dataclass(frozen=True)
@@ -50,10 +72,6 @@ class Page:
     items: list[dict]
     next_cursor: str | None
     has_more: bool
-
-
-class _Ambiguous(Exception):
-    """Internal: the last attempt was a write whose outcome is unknown."""
 
 
 class ApiHook(HttpHook):
@@ -205,42 +223,71 @@ class ApiHook(HttpHook):
                 self._check_daily_budget(op)
                 self.pacer.acquire(self.pace_key, self.pace_settings)
                 self.calls[op] += 1
-                try:
-                    response = session.request(
-                        method,
-                        url,
-                        params=params,
-                        json=json,
-                        data=data,
-                        files=files,
-                        headers=headers,
-                        timeout=(rs.connect_timeout, rs.read_timeout),
-                        stream=stream,
-                        allow_redirects=False,
-                    )
-                except requests.exceptions.ConnectTimeout:
-                    raise errors.ApiUnavailableError(op, "connect timeout") from None
-                except requests.exceptions.Timeout:
-                    ambiguous = is_write
-                    self._guard_ambiguous(op, is_write, idempotent, reconcile)
-                    raise errors.ApiTimeoutError(op, "read timeout") from None
-                except requests.exceptions.ConnectionError:
-                    # A dropped connection after sending a write is as ambiguous as a timeout.
-                    ambiguous = is_write
-                    self._guard_ambiguous(op, is_write, idempotent, reconcile)
-                    raise errors.ApiUnavailableError(op, "connection failed") from None
+                response, failure, maybe_sent = self._send(
+                    session,
+                    method,
+                    url,
+                    op,
+                    rs,
+                    stream,
+                    params=params,
+                    json=json,
+                    data=data,
+                    files=files,
+                    headers=headers,
+                )
+                if failure is not None:
+                    # Raised here, outside the `except` that caught the requests exception: that exception (its
+                    # URL carries query values such as an email) must not ride along as `__context__`.
+                    ambiguous = is_write and maybe_sent
+                    self._guard_ambiguous(op, ambiguous, idempotent, reconcile)
+                    raise failure
                 self._note_budget(response)
                 if response.status_code >= 400:
                     error = self._error_for(response, op)
                     response.close()
                     if isinstance(error, errors.ServerError):
                         ambiguous = is_write
-                        self._guard_ambiguous(op, is_write, idempotent, reconcile)
+                        self._guard_ambiguous(op, ambiguous, idempotent, reconcile)
                     raise error
                 if stream:
                     return response
                 return self._decode(response, op)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(
+        self,
+        session: requests.Session,
+        method: str,
+        url: str,
+        op: str,
+        rs: RetrySettings,
+        stream: bool,
+        **kwargs: Any,
+    ) -> tuple[requests.Response | None, errors.ApiError | None, bool]:
+        """One attempt: (response, None, True), or (None, typed error, whether the request may have been
+        received) when no HTTP answer came back."""
+        try:
+            response = session.request(
+                method,
+                url,
+                timeout=(rs.connect_timeout, rs.read_timeout),
+                stream=stream,
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.exceptions.ConnectTimeout:
+            return None, errors.ApiUnavailableError(op, "connect timeout"), False
+        except requests.exceptions.Timeout:
+            return None, errors.ApiTimeoutError(op, "read timeout"), True
+        except requests.exceptions.ConnectionError:
+            # A dropped connection after sending a write is as ambiguous as a timeout.
+            return None, errors.ApiUnavailableError(op, "connection failed"), True
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            return None, errors.ApiUnavailableError(op, "response cut off"), True
+        except requests.exceptions.RequestException as exc:  # bad URL, too many redirects...: not transient
+            return None, errors.ApiError(op, f"request failed ({type(exc).__name__})"), False
+        return response, None, True
 
     def iter_pages(
         self, path: str, *, op: str, params: dict | None = None, cursor: str | None = None
@@ -269,8 +316,9 @@ class ApiHook(HttpHook):
     def api_calls(self) -> int:
         return sum(self.calls.values())
 
-    def _guard_ambiguous(self, op: str, is_write: bool, idempotent: bool, reconcile) -> None:
-        if is_write and not idempotent and reconcile is None:
+    def _guard_ambiguous(self, op: str, ambiguous: bool, idempotent: bool, reconcile) -> None:
+        """A write whose outcome is unknown is repeated only when idempotent or checkable first."""
+        if ambiguous and not idempotent and reconcile is None:
             raise errors.AmbiguousWriteError(op, "outcome unknown and the write cannot be checked; not repeated")
 
     def _check_daily_budget(self, op: str) -> None:
@@ -289,7 +337,8 @@ class ApiHook(HttpHook):
         backoff = min(rs.backoff_max, rs.backoff_initial * 2 ** (state.attempt_number - 1))
         backoff = backoff / 2 + random.uniform(0, backoff / 2)  # noqa: S311 - jitter, not crypto
         if isinstance(exc, errors.RateLimitedError) and exc.retry_after is not None:
-            return exc.retry_after + random.uniform(0, 0.25)  # noqa: S311
+            # Honoured, but never past the whole call's time budget (a daily-limit Retry-After can be hours).
+            return min(exc.retry_after, rs.max_elapsed_seconds) + random.uniform(0, 0.25)  # noqa: S311
         return backoff
 
     def _log_retry(self, op: str):
@@ -307,7 +356,9 @@ class ApiHook(HttpHook):
         try:
             return response.json()
         except ValueError:
-            raise errors.MalformedResponseError(op, "response body is not JSON", response.status_code) from None
+            pass
+        # Raised outside the `except`: the JSONDecodeError keeps the whole body (`.doc`), patient data included.
+        raise errors.MalformedResponseError(op, "response body is not JSON", response.status_code)
 
     def _error_details(self, response: requests.Response) -> tuple[str | None, str]:
         """(api error code, message) from the service's error body. Subclasses know the shape."""

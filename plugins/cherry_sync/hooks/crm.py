@@ -9,7 +9,8 @@ for every hook (timeouts, retries) and pacing: `burst_limit` (default 95) per `b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
@@ -22,6 +23,7 @@ CONVERSATIONS_VERSION = "2021-04-15"
 BULK_TAG_BATCH = 100
 SEARCH_PAGE_LIMIT = 500
 MEDIA_PAGE_LIMIT = 100
+SETTLE_POLL_SECONDS = 0.5  # between look-ups for a write whose answer was lost
 
 
 class AesthetixCrmHook(ApiHook):
@@ -66,10 +68,14 @@ class AesthetixCrmHook(ApiHook):
     def create_custom_field(self, body: dict) -> dict:
         """Create a field; a repeat after an unknown outcome first looks the field up by fieldKey."""
         key = body.get("fieldKey")
+        model = body.get("model", "contact")
 
         def reconcile() -> dict | None:
+            # The CRM may store (and return) the key with or without the "contact." prefix, whichever was sent.
+            wanted = _bare_field_key(key, model)
             found = next(
-                (f for f in self.list_custom_fields(body.get("model", "contact")) if f.get("fieldKey") == key), None
+                (f for f in self.list_custom_fields(model) if _bare_field_key(f.get("fieldKey"), model) == wanted),
+                None,
             )
             return {"customField": found} if found else None
 
@@ -118,12 +124,14 @@ class AesthetixCrmHook(ApiHook):
         if "tags" in body:
             raise ValueError("upsert bodies must not carry tags (they would replace the contact's tags)")
         body = {**body, "locationId": self.location_id}
+        unknown_outcome: list[bool] = []
 
-        def reconcile() -> dict | None:
-            found = self.find_duplicate(email=body.get("email"), phone=body.get("phone"))
-            # Upsert is keyed on email/phone, so repeating it cannot duplicate; the lookup only tells
-            # the caller the write had landed (reported as created: before it, no contact matched).
-            return {"contact": found, "new": True, "reconciled": True} if found else None
+        def reconcile() -> None:
+            # Always repeat. Upsert is keyed on email/phone, so a repeat cannot duplicate the contact, and only a
+            # repeat makes sure these values are in the CRM: a lookup would also find a contact that existed
+            # before and that the lost attempt never changed, and the update would be dropped.
+            unknown_outcome.append(True)
+            return None
 
         result = self.request(
             "POST", "/contacts/upsert", op="POST /contacts/upsert", json=body, idempotent=True, reconcile=reconcile
@@ -131,7 +139,9 @@ class AesthetixCrmHook(ApiHook):
         contact = result.get("contact") or {}
         if not contact.get("id"):
             raise errors.MalformedResponseError("POST /contacts/upsert", "no contact id in the response")
-        return contact, bool(result.get("new"))
+        # A repeat of a create that had landed answers new=False. Callers upsert contacts they did not find, so
+        # after an unknown outcome the contact counts as created.
+        return contact, bool(result.get("new")) or bool(unknown_outcome)
 
     def update_contact(self, contact_id: str, body: dict) -> dict:
         if "tags" in body:
@@ -270,30 +280,40 @@ class AesthetixCrmHook(ApiHook):
                 return found
             offset += len(batch)
 
-    def create_folder(self, name: str, parent_id: str | None = None) -> dict:
-        """Create a media folder; a repeat after an unknown outcome first looks for it by name."""
+    def create_folder(self, name: str, parent_id: str | None = None, *, settle_seconds: float = 0.0) -> dict:
+        """Create a media folder; a repeat after an unknown outcome first looks for it by name (for up to
+        `settle_seconds` while it is not there: see `_look_until`)."""
         body: dict[str, Any] = {"altId": self.location_id, "altType": "location", "name": name}
         if parent_id:
             body["parentId"] = parent_id
 
-        def reconcile() -> dict | None:
+        def lookup() -> dict | None:
             return next((f for f in self.list_media(kind="folder", parent_id=parent_id) if f.get("name") == name), None)
+
+        def reconcile() -> dict | None:
+            return self._look_until(lookup, settle_seconds)
 
         return self.request(
             "POST", "/medias/folder", op="POST /medias/folder", json=body, idempotent=False, reconcile=reconcile
         )
 
-    def upload_file(self, *, name: str, content: bytes, content_type: str, parent_id: str | None) -> dict:
-        """Multipart upload; a repeat after an unknown outcome first looks for the file by name in its folder."""
+    def upload_file(
+        self, *, name: str, content: bytes, content_type: str, parent_id: str | None, settle_seconds: float = 0.0
+    ) -> dict:
+        """Multipart upload; a repeat after an unknown outcome first looks for the file by name in its folder (for
+        up to `settle_seconds` while it is not there: see `_look_until`)."""
         form: dict[str, Any] = {"name": name, "hosted": "false"}
         if parent_id:
             form["parentId"] = parent_id
 
-        def reconcile() -> dict | None:
+        def lookup() -> dict | None:
             match = next((f for f in self.list_media(kind="file", parent_id=parent_id) if f.get("name") == name), None)
             if match is None:
                 return None
             return {"fileId": match.get("id") or match.get("_id"), "url": match.get("url")}
+
+        def reconcile() -> dict | None:
+            return self._look_until(lookup, settle_seconds)
 
         return self.request(
             "POST",
@@ -304,6 +324,31 @@ class AesthetixCrmHook(ApiHook):
             idempotent=False,
             reconcile=reconcile,
         )
+
+    def delete_media(self, media_id: str) -> bool:
+        """`DELETE /medias/{id}` (a file or folder); False when it was already gone (e.g. a repeat that had landed)."""
+        try:
+            self.request(
+                "DELETE",
+                f"/medias/{media_id}",
+                op="DELETE /medias/{id}",
+                params={"altType": "location", "altId": self.location_id},
+            )
+        except errors.NotFoundError:
+            return False
+        return True
+
+    def _look_until(self, lookup: Callable[[], dict | None], settle_seconds: float) -> dict | None:
+        """`lookup()`, repeated while it finds nothing until `settle_seconds` have passed. A request that timed out
+        may still be in flight and land a little later (the CRM keeps working after the client gave up); repeating
+        the write before then would leave a duplicate."""
+        deadline = time.monotonic() + max(0.0, settle_seconds)
+        while True:
+            found = lookup()
+            remaining = deadline - time.monotonic()
+            if found is not None or remaining <= 0:
+                return found
+            self._sleep(min(SETTLE_POLL_SECONDS, remaining))
 
     # -- conversations --------------------------------------------------------------------------
 
@@ -331,3 +376,10 @@ class AesthetixCrmHook(ApiHook):
         if isinstance(message, list):
             message = "; ".join(str(m) for m in message)
         return body.get("error"), str(message)
+
+
+def _bare_field_key(key: object, model: str) -> str:
+    """'contact.cherry_x' and 'cherry_x' -> 'cherry_x' (for `model` 'contact')."""
+    text = str(key or "").strip()
+    prefix = f"{model}."
+    return text[len(prefix) :] if text.startswith(prefix) else text

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate, SQLiteBucket
 
 log = logging.getLogger(__name__)
+
+_MAX_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,21 @@ class Pacer:
         self._lock = threading.Lock()
 
     def acquire(self, key: str, settings: PaceSettings) -> None:
-        """Block until `key` may send one more request."""
+        """Block until `key` may send one more request.
+
+        Polls with non-blocking tries rather than using pyrate-limiter's blocking mode: each try stamps the
+        slot with the time it is taken (the blocking mode stamps a retried slot with its first try's time plus
+        the planned sleep, so under contention slots were logged as older than they were and the window let
+        more through), and PostgreSQL's lock contention (a refused try, not a full window) is simply retried.
+        """
         limiter = self._limiter(key, settings)
-        if not limiter.try_acquire(_safe_name(key), blocking=True, timeout=settings.max_wait_seconds):
-            raise PacingTimeoutError(f"no request slot for {_safe_name(key)} within {settings.max_wait_seconds}s")
+        name = _safe_name(key)
+        deadline = time.monotonic() + settings.max_wait_seconds
+        poll = min(_MAX_POLL_SECONDS, settings.window_seconds / max(1, settings.max_requests))
+        while not _try_once(limiter, name):
+            if time.monotonic() >= deadline:
+                raise PacingTimeoutError(f"no request slot for {name} within {settings.max_wait_seconds}s")
+            time.sleep(poll * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
 
     def _limiter(self, key: str, settings: PaceSettings) -> Limiter:
         with self._lock:
@@ -91,9 +106,11 @@ class SQLitePacer(Pacer):
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def _bucket(self, key, settings):
-        return SQLiteBucket.init_from_file(
+        bucket = SQLiteBucket.init_from_file(
             [settings.rate], table=f"pace_{_safe_name(key)}", db_path=str(self.path), use_file_lock=True
         )
+        bucket.lock = _FileLockAdapter(bucket.lock)  # the Limiter picks it up as its cross-process lock
+        return bucket
 
 
 class PostgresPacer(Pacer):
@@ -131,7 +148,65 @@ class RedisPacer(Pacer):
     def _bucket(self, key, settings):
         from pyrate_limiter import RedisBucket
 
-        return RedisBucket.init([settings.rate], self._redis, f"cherry_sync:pace:{_safe_name(key)}")
+        bucket_key = f"cherry_sync:pace:{_safe_name(key)}"
+        return RedisBucket([settings.rate], self._redis, bucket_key, self._redis.script_load(_redis_put_script()))
+
+
+def _redis_put_script() -> str:
+    """pyrate-limiter's Redis check-and-insert, counting every slot in the window.
+
+    Its script counts `ZCOUNT key window_start now`, `now` being this client's timestamp: a slot another
+    worker stamped a millisecond later but inserted first is not counted, so workers starting together
+    get more slots than the limit. Nothing is newer than now in a correct count, so the upper bound goes.
+    """
+    from pyrate_limiter.buckets.redis_bucket import LuaScript
+
+    bounded = "redis.call('ZCOUNT', bucket, window_start, now)"
+    if bounded not in LuaScript.PUT_ITEM:
+        raise RuntimeError("pyrate-limiter's Redis script changed: review RedisPacer before upgrading")
+    return LuaScript.PUT_ITEM.replace(bounded, "redis.call('ZCOUNT', bucket, window_start, '+inf')")
+
+
+def _try_once(limiter: Limiter, name: str) -> bool:
+    """One non-blocking try; a lock held by another process for longer than a few seconds counts as a miss."""
+    try:
+        return bool(limiter.try_acquire(name, blocking=False))
+    except TimeoutError:
+        return False
+
+
+class _FileLockAdapter:
+    """The SQLite bucket's `filelock.FileLock`, callable the way pyrate-limiter calls locks.
+
+    pyrate-limiter's non-blocking path calls `lock.acquire(False)`, which `FileLock` reads as `timeout=False`
+    (a TypeError). The lock is only ever held for one count-and-insert, so a "non-blocking" acquire here
+    waits a few seconds at most for another process to finish its insert.
+    """
+
+    NON_BLOCKING_WAIT = 5.0
+
+    def __init__(self, lock) -> None:
+        self._lock = lock
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        from filelock import Timeout
+
+        wait = self.NON_BLOCKING_WAIT if not blocking else (-1 if timeout is None else timeout)
+        try:
+            self._lock.acquire(timeout=wait)
+        except Timeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
 
 
 def _safe_name(key: str) -> str:
