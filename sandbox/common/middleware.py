@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -64,10 +65,11 @@ def install(
         path = request.url.path
         if path.startswith(ADMIN_PREFIX) or path in ("/docs", "/openapi.json", "/healthz"):
             return await call_next(request)
+        arrived = time.monotonic()  # windows are counted by arrival, as the limiter sees requests
         endpoint = route_template(app, request.scope)
         key = key_for(request)
         response = await _limited_and_faulted(request, call_next, controls, key, error, retry_after_on_limit)
-        controls.stats.record(endpoint, key, response.status_code)
+        controls.stats.record(endpoint, key, response.status_code, at=arrived)
         return response
 
     app.include_router(admin_router(controls))

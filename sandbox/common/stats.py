@@ -33,8 +33,9 @@ class RequestStats:
             self._recent: dict[str, deque] = defaultdict(deque)
             self._max_in_window: dict[str, int] = defaultdict(int)
 
-    def record(self, endpoint: str, key: str | None, status: int) -> None:
-        now = self._clock()
+    def record(self, endpoint: str, key: str | None, status: int, at: float | None = None) -> None:
+        """Count one request; `at` is when it arrived (the limiter's clock), default now."""
+        now = self._clock() if at is None else at
         with self._lock:
             self._total += 1
             self._endpoints[endpoint] += 1

@@ -108,5 +108,5 @@ def delete_custom_field(locationId: str, id: str, caller: V2Caller) -> dict:
 def _field(loc, field_id: str) -> CustomField:
     cf = loc.fields.by_id.get(field_id)
     if cf is None:
-        raise not_found(f"Custom field with id {id} not found")
+        raise not_found(f"Custom field with id {field_id} not found")
     return cf
