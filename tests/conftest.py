@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.cherry_sandbox",
     "tests.fixtures.crm_sandbox",
     "tests.fixtures.databases",
+    "tests.fixtures.smtp",
 ]

@@ -1,0 +1,84 @@
+"""
+### cherry_metrics_email — the monthly Cherry report each practice receives by email
+
+**When:** early on the 1st of every month (11:00 UTC: already the 1st in every US timezone), and by hand for chosen practices and an end date.
+
+**What, per enabled practice (mapped):** `send_report` covers the 90 whole days that end the day before the run's
+logical date in the practice's time zone (or end on the form's end date): applications, approvals, payments,
+refunds and cancellations, net volume, each against the previous 90 days, plus today's active Cherry patients and
+their available balance. Figures come from Cherry's reporting metrics and the sync store; a source that fails is
+shown as unavailable, never as zero. The email (HTML + plain text + a weekly volume chart) goes to the practice's
+`options.report_recipients` through the `cherry_sync_smtp` connection, once per practice and window: a re-run or
+retry sends nothing more unless **force** is on. A practice with no recipients is skipped. Every rendered report
+is also written to `$CHERRY_SYNC_REPORT_DIR` (default `$AIRFLOW_HOME/reports/`). Then `summarize` prints the run.
+
+**Form:** practices (empty = every enabled practice), end date (last day covered; empty = the day before the
+logical date), send (off = render and write the files only), force (send again a report already sent).
+Details: docs/metrics-email.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param, task
+
+from cherry_sync.dag_support import DEFAULT_ARGS, practices_param
+from cherry_sync.operators.metrics_email import MetricsEmailOperator
+
+with DAG(
+    dag_id="cherry_metrics_email",
+    description="Monthly 90-day Cherry report emailed to each practice",
+    doc_md=__doc__,
+    schedule="0 11 1 * *",  # 11:00 UTC: already the 1st in every US timezone (the window is per practice)
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["cherry-sync", "reports"],
+    params={
+        "practices": practices_param(),
+        "end_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="End date",
+            description=(
+                "Last day the report covers (YYYY-MM-DD, in each practice's time zone); the report spans the 90 days "
+                "ending that day. Leave empty for the day before the run's logical date."
+            ),
+        ),
+        "send": Param(
+            True,
+            type="boolean",
+            title="Send",
+            description="Email the reports. Off: render them and write the files to the report folder only.",
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force",
+            description="Send again a report already sent for the same practice and window (normally sent once).",
+        ),
+    },
+) as dag:
+
+    @task
+    def select_practices(params=None) -> list[str]:
+        from cherry_sync.tasks import select_practices
+
+        return select_practices(params["practices"])
+
+    @task(trigger_rule="all_done")
+    def summarize(run_id=None, dag=None) -> dict:
+        from cherry_sync.tasks import summarize_run
+
+        return summarize_run(run_id, dag.dag_id)
+
+    reports = MetricsEmailOperator.partial(
+        task_id="send_report",
+        report_end_date="{{ params.end_date or '' }}",
+        send="{{ params.send }}",
+        force="{{ params.force }}",
+    ).expand(practice=select_practices())
+    reports >> summarize()
