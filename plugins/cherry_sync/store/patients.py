@@ -27,11 +27,23 @@ _STATE_COLUMNS = (
     patients.c.first_seen_at,
     patients.c.last_seen_at,
 )
-_SNAPSHOT_COLUMNS = ("snapshot", "account_status", "balance_available", "source_updated_at", "last_seen_at")
+_SNAPSHOT_COLUMNS = (
+    "snapshot",
+    "account_status",
+    "balance_available",
+    "increase_eligible",
+    "source_updated_at",
+    "last_seen_at",
+)
 
 
 def _state(row) -> PatientState:
     return PatientState(**row._mapping)
+
+
+def _flag(value: object) -> bool | None:
+    # Mirrored into its own column for set-based segment queries (smart lists); anything but a bool is unknown.
+    return value if isinstance(value, bool) else None
 
 
 def _newest_per_patient(rows: Iterable[PatientSnapshot]) -> dict[str, PatientSnapshot]:
@@ -63,6 +75,7 @@ class PatientQueries(StoreBase):
                 "snapshot": dict(row.snapshot),
                 "account_status": row.account_status,
                 "balance_available": row.balance_available,
+                "increase_eligible": _flag(row.snapshot.get("increase_eligible")),
                 "source_updated_at": row.source_updated_at,
                 "first_seen_at": now,
                 "last_seen_at": now,

@@ -74,6 +74,8 @@ cherry_patients = Table(
     Column("snapshot", JSON, nullable=False),
     Column("account_status", String(32), nullable=True),
     Column("balance_available", MONEY, nullable=True),
+    # Mirrors snapshot["increase_eligible"] so smart-list segments (issue 5, migration 0002) need no JSON parsing.
+    Column("increase_eligible", Boolean, nullable=True),
     Column("source_updated_at", UTCDateTime, nullable=False),
     Column("crm_contact_id", String(EXTERNAL_ID), nullable=True),
     Column("written_hash", String(64), nullable=True),

@@ -1,0 +1,258 @@
+"""Send smart-list tag changes to the CRM with the bulk endpoints, one contact at a time only where needed.
+
+Contacts that need the same tags added (or removed) go together, 100 per `POST /contacts/bulk/tags/update/...`
+call (see `plan_batches`), so a first run costs about one call per 100 members and the few patients that moved
+since the last run share one call per tag touched. Removals go first, then additions.
+
+What can go wrong, and what happens:
+- the CRM rejects a whole batch (4xx; e.g. one contact id it will not take): the batch is retried one contact at
+  a time (`POST`/`DELETE /contacts/{id}/tags`), so one bad contact does not block the other 99;
+- the batch succeeds with per-item errors (`{succeded, errorCount, responses}`): the items that succeeded are
+  recorded, the failed ones are not; items the answer does not account for are retried one at a time;
+- a contact the CRM does not know: removing a tag from it is done (the tag is not there); adding fails and the
+  patient's `written_hash` is cleared so the next sync re-matches or re-creates the contact;
+- anything else (5xx or timeouts the hook's retries could not get past, auth): the run stops; what was confirmed
+  so far is recorded, and tags sent without an answer stay pending.
+A change that failed stays in the diff and is sent again on the next run, until the CRM matches.
+
+Before an addition is sent its tags are recorded as pending; after the CRM answers they become confirmed (or
+drop out of pending when it refused them). Only tags recorded here are ever removed by the product.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cherry_sync.hooks import errors
+from cherry_sync.hooks.crm import BULK_TAG_BATCH, AesthetixCrmHook
+from cherry_sync.safety import redact
+from cherry_sync.store import SyncStore
+from cherry_sync.store.smart_lists import ContactChange, ContactTags
+
+log = logging.getLogger(__name__)
+
+ADD = "add"
+REMOVE = "remove"
+CONTACT_MISSING = "crm_contact_missing"
+CRM_REJECTED = "crm_rejected"
+_OK = None  # outcome of one contact in a call: None, or the reason code it failed with
+
+
+@dataclass
+class PushResult:
+    """What one push did. Counts of (contact, tag) pairs and calls, reason codes, opaque ids: no patient data."""
+
+    added: Counter = field(default_factory=Counter)  # tag -> contacts it was confirmed added to
+    removed: Counter = field(default_factory=Counter)  # tag -> contacts it was confirmed removed from
+    failed: Counter = field(default_factory=Counter)  # reason -> (contact, tag) pairs not applied
+    bulk_calls: int = 0
+    bulk_rejected: int = 0  # bulk calls the CRM refused whole (then retried contact by contact)
+    single_calls: int = 0
+    failed_patients: dict[str, str] = field(default_factory=dict)  # patient id -> reason code (+ message below)
+    failure_messages: dict[str, str] = field(default_factory=dict)  # patient id -> redacted CRM message
+    missing_contact_patients: set[str] = field(default_factory=set)
+    succeeded_patients: set[str] = field(default_factory=set)
+
+    @property
+    def calls(self) -> int:
+        return self.bulk_calls + self.single_calls
+
+    @property
+    def pairs_added(self) -> int:
+        return sum(self.added.values())
+
+    @property
+    def pairs_removed(self) -> int:
+        return sum(self.removed.values())
+
+    @property
+    def pairs_failed(self) -> int:
+        return sum(self.failed.values())
+
+
+def plan_batches(
+    changes: Iterable[ContactChange],
+    tags_of: Callable[[ContactChange], frozenset[str]],
+    batch_size: int = BULK_TAG_BATCH,
+) -> list[tuple[tuple[str, ...], list[str]]]:
+    """The bulk calls for one action: [(tags, contact ids)], few calls, in a stable order.
+
+    Contacts needing the same tag set share calls, `batch_size` at a time. What is left over (groups smaller
+    than a batch: typically the few contacts that moved since the last run, each needing a different mix) goes
+    either per tag set or pooled per single tag (one call adds one tag to up to `batch_size` contacts, whatever
+    else they need), whichever takes fewer calls. A first run is mostly full batches of identical sets; a later
+    run's handful of moves costs at most one call per tag touched.
+    """
+    by_set: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for change in changes:
+        tags = tags_of(change)
+        if tags:
+            by_set[tuple(sorted(tags))].append(change.contact_id)
+    batches: list[tuple[tuple[str, ...], list[str]]] = []
+    leftovers: dict[tuple[str, ...], list[str]] = {}
+    for tags, contacts in sorted(by_set.items()):
+        full = len(contacts) - len(contacts) % batch_size
+        batches.extend((tags, contacts[i : i + batch_size]) for i in range(0, full, batch_size))
+        if full < len(contacts):
+            leftovers[tags] = contacts[full:]
+    by_tag: dict[str, list[str]] = defaultdict(list)
+    for tags, contacts in leftovers.items():
+        for tag in tags:
+            by_tag[tag].extend(contacts)
+    per_tag_calls = sum(-(-len(contacts) // batch_size) for contacts in by_tag.values())
+    if per_tag_calls < len(leftovers):
+        for tag, contacts in sorted(by_tag.items()):
+            contacts.sort()
+            batches.extend(((tag,), contacts[i : i + batch_size]) for i in range(0, len(contacts), batch_size))
+    else:
+        batches.extend(leftovers.items())
+    return batches
+
+
+def planned_bulk_calls(changes: list[ContactChange], batch_size: int = BULK_TAG_BATCH) -> int:
+    """Bulk calls a push of `changes` makes when the CRM accepts every batch."""
+    return sum(
+        len(plan_batches(changes, tags_of, batch_size)) for tags_of in (lambda c: c.to_remove, lambda c: c.to_add)
+    )
+
+
+class TagPusher:
+    """Applies `ContactChange`s for one practice and records each confirmed step in the store."""
+
+    def __init__(self, crm: AesthetixCrmHook, store: SyncStore, slug: str, *, batch_size: int = BULK_TAG_BATCH) -> None:
+        if not 1 <= batch_size <= BULK_TAG_BATCH:
+            raise ValueError(f"batch_size must be 1-{BULK_TAG_BATCH}")
+        self.crm = crm
+        self.store = store
+        self.slug = slug
+        self.batch_size = batch_size
+
+    def push(self, changes: list[ContactChange]) -> PushResult:
+        result = PushResult()
+        state: dict[str, ContactTags] = {change.contact_id: change.applied for change in changes}
+        for action, tags_of in ((REMOVE, lambda c: c.to_remove), (ADD, lambda c: c.to_add)):
+            for tags, batch in plan_batches(changes, tags_of, self.batch_size):
+                self._apply(action, set(tags), batch, state, result)
+        result.succeeded_patients -= set(result.failed_patients)
+        return result
+
+    # -- one batch -------------------------------------------------------------------------------
+
+    def _apply(
+        self, action: str, tags: set[str], batch: list[str], state: dict[str, ContactTags], result: PushResult
+    ) -> None:
+        if action == ADD:
+            # Recorded before sending: if the task dies before the answer is stored, the tags may be there.
+            for contact_id in batch:
+                current = state[contact_id]
+                state[contact_id] = current._replace(pending=current.pending | tags)
+            self.store.save_contact_tags(self.slug, (state[c] for c in batch))
+        outcomes = self._send(action, batch, sorted(tags), result)
+        for contact_id in batch:
+            current = state[contact_id]
+            failure = outcomes[contact_id]
+            if failure is _OK:
+                if action == ADD:
+                    state[contact_id] = current._replace(
+                        confirmed=current.confirmed | tags, pending=current.pending - tags
+                    )
+                    result.added.update(tags)
+                else:
+                    state[contact_id] = current._replace(
+                        confirmed=current.confirmed - tags, pending=current.pending - tags
+                    )
+                    result.removed.update(tags)
+                result.succeeded_patients.add(current.patient_id)
+                continue
+            reason, message = failure
+            result.failed[reason] += len(tags)
+            result.failed_patients[current.patient_id] = reason
+            result.failure_messages[current.patient_id] = f"tag {action} refused by the CRM: {message}"[:500]
+            if reason == CONTACT_MISSING:
+                result.missing_contact_patients.add(current.patient_id)
+            # An addition that failed keeps its tags pending: an earlier attempt may have landed, and pending tags
+            # that stop being wanted are removed later, so nothing the product put there is left behind.
+        self.store.save_contact_tags(self.slug, (state[c] for c in batch))
+
+    def _send(self, action: str, batch: list[str], tags: list[str], result: PushResult) -> dict:
+        """Outcome per contact: `_OK`, or (reason code, redacted message)."""
+        try:
+            body = self.crm.bulk_update_tags(action, batch, tags)
+        except (errors.ValidationError, errors.NotFoundError) as exc:
+            result.bulk_calls += 1
+            result.bulk_rejected += 1
+            log.warning(
+                "practice %s: bulk tag %s for %d contacts refused (%s); retrying them one by one",
+                self.slug,
+                action,
+                len(batch),
+                exc.reason_code,
+            )
+            return self._one_by_one(action, batch, tags, result)
+        result.bulk_calls += 1
+        outcomes = _bulk_outcomes(body, batch, action)
+        unknown = [contact_id for contact_id, outcome in outcomes.items() if outcome is _UNKNOWN]
+        if unknown:
+            log.warning(
+                "practice %s: bulk tag %s answered without a result for %d of %d contacts; retrying them one by one",
+                self.slug,
+                action,
+                len(unknown),
+                len(batch),
+            )
+            outcomes.update(self._one_by_one(action, unknown, tags, result))
+        return outcomes
+
+    def _one_by_one(self, action: str, contacts: list[str], tags: list[str], result: PushResult) -> dict:
+        outcomes: dict = {}
+        for contact_id in contacts:
+            result.single_calls += 1
+            try:
+                if action == ADD:
+                    self.crm.add_tags(contact_id, tags)
+                else:
+                    self.crm.remove_tags(contact_id, tags)
+            except errors.NotFoundError as exc:
+                outcomes[contact_id] = _OK if action == REMOVE else (CONTACT_MISSING, exc.api_message)
+            except (errors.ValidationError, errors.ForbiddenError) as exc:
+                # 403 here is one contact of another location (a location-wide 403 fails the bulk call first).
+                outcomes[contact_id] = (CRM_REJECTED, exc.api_message)
+            else:
+                outcomes[contact_id] = _OK
+        return outcomes
+
+
+_UNKNOWN = object()
+
+
+def _bulk_outcomes(body: object, batch: list[str], action: str) -> dict:
+    """Per contact of a bulk answer: `_OK`, (reason, message), or `_UNKNOWN` when the answer does not say."""
+    if not isinstance(body, dict):
+        return dict.fromkeys(batch, _UNKNOWN)
+    succeeded = body.get("succeded", body.get("succeeded"))
+    if succeeded is True and body.get("errorCount", 0) == 0:
+        return dict.fromkeys(batch, _OK)
+    items = body.get("responses")
+    by_contact = {}
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("contactId"), str):
+                by_contact[item["contactId"]] = item
+    outcomes: dict = {}
+    for contact_id in batch:
+        item = by_contact.get(contact_id)
+        kind = str(item.get("type", "")).lower() if item else ""
+        if kind == "success":
+            outcomes[contact_id] = _OK
+        elif kind == "error":
+            message = redact(str(item.get("message") or ""))[:300]
+            if "not found" in message.lower():
+                outcomes[contact_id] = _OK if action == REMOVE else (CONTACT_MISSING, message)
+            else:
+                outcomes[contact_id] = (CRM_REJECTED, message)
+        else:
+            outcomes[contact_id] = _UNKNOWN
+    return outcomes
