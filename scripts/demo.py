@@ -24,7 +24,14 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 
-from scripts.local_env import airflow, airflow_env, connection_env, migrate_metadata, start_sandboxes  # noqa: E402
+from scripts.local_env import (  # noqa: E402
+    airflow,
+    airflow_env,
+    connection_env,
+    free_port,
+    migrate_metadata,
+    start_sandboxes,
+)
 
 DEMO_DIR = REPO / ".demo"
 CRM_WINDOW = 1.0  # seconds: time-scaled burst window, 100 requests per window as in production
@@ -32,6 +39,43 @@ CRM_WINDOW = 1.0  # seconds: time-scaled burst window, 100 requests per window a
 
 def _step(title: str) -> None:
     print(f"\n\033[1m== {title}\033[0m", flush=True)
+
+
+class LocalMailbox:
+    """A real SMTP server on loopback (aiosmtpd) that files each message it receives as an .eml file."""
+
+    def __init__(self, folder: Path) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        mailbox = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                name = f"{time.strftime('%Y%m%d-%H%M%S')}-{len(list(mailbox.folder.glob('*.eml'))) + 1}.eml"
+                (mailbox.folder / name).write_bytes(envelope.original_content)
+                return "250 Message accepted for delivery"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def conn_env(self) -> dict[str, str]:
+        conn = {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "extra": {
+                "from_email": "Aesthetix Reports <reports@aesthetix.example>",
+                "disable_ssl": True,
+                "disable_tls": True,
+            },
+        }
+        return {"AIRFLOW_CONN_CHERRY_SYNC_SMTP": json.dumps(conn)}
+
+    def stop(self) -> None:
+        self.controller.stop()
 
 
 class Demo:
@@ -53,10 +97,16 @@ class Demo:
             requests.post(
                 f"{self.sandboxes.crm_url}/_sandbox/stats/reset", params={"window_seconds": CRM_WINDOW}, timeout=10
             )
+            self.mailbox = LocalMailbox(DEMO_DIR / "mailbox")
             self.env = airflow_env(
                 self.home,
                 store_url=f"sqlite:///{self.store_path}",
-                extra=connection_env(self.sandboxes, crm_window=CRM_WINDOW),
+                extra={
+                    **connection_env(self.sandboxes, crm_window=CRM_WINDOW),
+                    **self.mailbox.conn_env(),
+                    "CHERRY_SYNC_REPORT_DIR": str(DEMO_DIR / "reports"),
+                    "CHERRY_SYNC_EXPORT_DIR": str(DEMO_DIR / "exports"),
+                },
             )
             _step("Preparing Airflow's metadata database (SQLite)")
             migrate_metadata(self.env)
@@ -67,9 +117,18 @@ class Demo:
             print(f"  {advanced} new Cherry events")
             self.dag("cherry_refresh", "Refresh: apply Cherry's new events")
             self.dag("cherry_backfill", "Backfill again with no source change (expect zero CRM writes)")
+            self.dag("cherry_smart_list", "Smart list: segment tags pushed as additions and removals only")
+            self.dag("cherry_media_import", "Media import: Cherry marketing assets into Media > Cherry/<category>")
+            self.dag("cherry_metrics_email", "Monthly metrics email: 90-day report per practice, sent over SMTP")
+            print(
+                f"  reports to open: {(DEMO_DIR / 'reports').relative_to(REPO)}/*.html   "
+                f"mail received: {(DEMO_DIR / 'mailbox').relative_to(REPO)}/*.eml"
+            )
             self.final_summary()
         finally:
             self.sandboxes.stop()
+            if getattr(self, "mailbox", None):
+                self.mailbox.stop()
         return 0
 
     def advance(self) -> int:
