@@ -181,15 +181,15 @@ class Demo:
         rows = [
             r
             for r in runs
-            if r.run_id == run_id and r.task_id and r.task_id.endswith(("sync_patients", "apply_events"))
+            if r.run_id == run_id and not (r.task_id or "").endswith("provision_custom_fields")
         ]
         print(
-            f"  {'practice':22} {'read':>5} {'created':>8} {'updated':>8} {'unchanged':>10} {'rejected':>9} {'API calls':>10}"
+            f"  {'practice':22} {'status':>8} {'read':>5} {'created':>8} {'updated':>8} {'unchanged':>10} {'rejected':>9} {'API calls':>10}"
         )
         for r in sorted(rows, key=lambda r: r.practice_slug):
             c = r.counts
             print(
-                f"  {r.practice_slug:22} {c.read:>5} {c.created:>8} {c.updated:>8} {c.unchanged:>10} {c.rejected:>9} {c.api_calls:>10}"
+                f"  {r.practice_slug:22} {r.status:>8} {c.read:>5} {c.created:>8} {c.updated:>8} {c.unchanged:>10} {c.rejected:>9} {c.api_calls:>10}"
             )
 
     def final_summary(self) -> None:
