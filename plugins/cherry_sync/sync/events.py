@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from cherry_sync.domain import (
     CherryPatient,
     CherryPayment,
     Entity,
     EventType,
+    PaymentStatus,
     RecordRejected,
     parse_event,
     parse_event_subject,
 )
 from cherry_sync.hooks import errors
-from cherry_sync.store import PaymentSnapshot, Rejection, SyncStore
+from cherry_sync.store import PaymentSnapshot, PaymentState, Rejection, SyncStore
 from cherry_sync.sync.opportunities import OpportunityUpdater
 from cherry_sync.sync.patients import PatientSyncer, Stage, SyncCounts, rejection_of
 
@@ -115,35 +117,56 @@ class EventApplier:
             elif event.type in (EventType.PATIENT_CREATED, EventType.PATIENT_REFRESHED):
                 log.warning("event %s carried no patient object; ignored", event.id)
 
+        # Payments first, so the patients synced below already show their latest payment (one contact write
+        # per patient per page, not one for the patient event and another for the payment event).
+        payment_states = self._store_payments(payments, counts)
         patient_counts.add(self.syncer.sync_raw(patient_records))
-        self._apply_payments(payments, counts, patient_counts)
+        self._apply_payments(payment_states, counts, patient_counts)
         if rejections and not self.dry_run:
             self.store.record_rejections(self.slug, rejections)
         if not self.dry_run:
             self.store.mark_events_processed(self.slug, processed)
 
-    def _apply_payments(self, payments: list[CherryPayment], counts: EventCounts, patient_counts: SyncCounts) -> None:
+    def _store_payments(self, payments: list[CherryPayment], counts: EventCounts) -> dict[str, PaymentState]:
+        """Keep the newer payment versions; returns the stored state of those applied (not stale).
+
+        As for patients, the store mirrors Cherry even in a dry run (the backfill's dry run loads payments too),
+        so a dry run re-syncs and counts what the real run will; only CRM-side state waits for a real run.
+        """
         if not payments:
-            return
-        if self.dry_run:
-            return
+            return {}
         applied = self.store.upsert_payments(self.slug, [payment_snapshot(p) for p in payments])
         counts.stale_payments += len({p.id for p in payments} - applied)
-        states = self.store.get_payments(self.slug, applied)
-        # The contact shows the patient's latest payment: re-sync those patients from their snapshots.
+        return self.store.get_payments(self.slug, applied)
+
+    def _apply_payments(self, states: dict[str, PaymentState], counts: EventCounts, patient_counts: SyncCounts) -> None:
+        if not states:
+            return
+        # The contact shows the patient's latest payment: re-sync those patients from their snapshots, unless
+        # this page's patient events just did.
         patient_ids = sorted({state.patient_id for state in states.values()})
-        patient_counts.add(self.syncer.resync_stored(patient_ids))
+        patient_counts.add(self.syncer.resync_stored(sorted(set(patient_ids) - self.syncer.last_batch)))
         if self.opportunities is None:
             return
         contacts = self.store.get_patient_states(self.slug, patient_ids)
         marks: list[tuple[str, str, str | None]] = []
         rejections: list[Rejection] = []
-        for state in states.values():
+        # One opportunity per contact and pipeline: it follows the newest payment applied to it. Settlements
+        # are applied before completions, so an older payment's refund in the same page cannot undo a newer
+        # payment's win, and a settlement of a payment whose opportunity a newer one took over leaves it alone.
+        newest = self._newest_per_opportunity(patient_ids)
+        completed = PaymentStatus.COMPLETED.value
+        for state in sorted(states.values(), key=lambda s: (s.status == completed, _rank(s))):
             if state.applied_status == state.status:
                 continue  # this payment state was applied already
             patient = contacts.get(state.patient_id)
             if patient is None or not patient.crm_contact_id:
                 continue  # no contact yet (patient unknown or rejected): applied when the contact exists
+            holder = newest.get(state.crm_opportunity_id) if state.crm_opportunity_id else None
+            if state.status != completed and holder is not None and holder > _rank(state):
+                marks.append((state.payment_id, state.status, None))  # superseded: nothing to change
+                counts.payments_applied += 1
+                continue
             try:
                 opportunity_id = self.opportunities.apply(state, patient.crm_contact_id)
             except errors.ValidationError as exc:
@@ -155,6 +178,34 @@ class EventApplier:
             marks.append((state.payment_id, state.status, opportunity_id))
             counts.payments_applied += 1
             counts.opportunities_updated += opportunity_id is not None
+            if opportunity_id is not None:
+                newest[opportunity_id] = max(newest.get(opportunity_id, _rank(state)), _rank(state))
+        if self.dry_run:
+            return
         self.store.mark_payment_applied(self.slug, marks)
         if rejections:
             self.store.record_rejections(self.slug, rejections)
+
+    def _newest_per_opportunity(self, patient_ids: list[str]) -> dict[str, tuple[datetime, str]]:
+        """Opportunity id -> rank of the newest payment applied to it, from the store."""
+        newest: dict[str, tuple[datetime, str]] = {}
+        for payments in self.store.get_payments_by_patient(self.slug, patient_ids).values():
+            for payment in payments:
+                key = payment.crm_opportunity_id
+                if key and payment.applied_status:
+                    rank = _rank(payment)
+                    if key not in newest or rank > newest[key]:
+                        newest[key] = rank
+        return newest
+
+
+def _rank(payment: PaymentState) -> tuple[datetime, str]:
+    """Payments by age: `created_at` (when the checkout happened), ties broken by id, as `latest_payment`."""
+    created = payment.snapshot.get("created_at") if isinstance(payment.snapshot, dict) else None
+    try:
+        when = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        when = payment.source_updated_at
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when, payment.payment_id

@@ -62,8 +62,12 @@ class OpportunityUpdater:
         if self.dry_run:
             return payment.crm_opportunity_id
         # HighLevel keeps one opportunity per contact and pipeline (unless the location allows duplicates),
-        # so a payment works on the opportunity it touched before, else on the contact's one in the pipeline.
-        opportunity = self._find(contact_id, payment.crm_opportunity_id)
+        # so a completed payment works on the opportunity it touched before, else on the contact's one in the
+        # pipeline. A refund or cancellation only ever touches the opportunity won for that same payment.
+        if status is not PaymentStatus.COMPLETED:
+            opportunity = self._find_own(contact_id, payment)
+        else:
+            opportunity = self._find(contact_id, payment.crm_opportunity_id)
         if status is PaymentStatus.COMPLETED:
             value = money_to_json(payment.amount)
             if opportunity is None:
@@ -94,6 +98,18 @@ class OpportunityUpdater:
         elif status is PaymentStatus.CANCELLED:
             self.crm.set_opportunity_status(opportunity["id"], "abandoned")
         return opportunity["id"]
+
+    def _find_own(self, contact_id: str, payment: PaymentState) -> dict | None:
+        """The opportunity won for this payment: the one recorded, or (if the record was lost, e.g. a crash
+        right after the create) the one named after it. None when nothing was ever won for the payment, e.g.
+        one that predates the sync: the contact's opportunity then belongs to another payment."""
+        found = self.crm.search_opportunities(pipeline_id=self.target.pipeline_id, contact_id=contact_id)
+        if payment.crm_opportunity_id is not None:
+            match = next((o for o in found if o.get("id") == payment.crm_opportunity_id), None)
+            if match is not None:
+                return match
+        name = opportunity_name(payment.payment_id)
+        return next((o for o in found if o.get("name") == name), None)
 
     def _find(self, contact_id: str, known_id: str | None) -> dict | None:
         """The opportunity this payment touched before, else the contact's open one, else its latest."""

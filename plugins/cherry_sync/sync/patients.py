@@ -34,9 +34,11 @@ from cherry_sync.domain import (
     parse_payment,
     plan_contact_write,
 )
+from cherry_sync.domain.contact_points import email_match_key, normalise_phone
+from cherry_sync.domain.matching import MatchKeys
 from cherry_sync.hooks import errors
 from cherry_sync.hooks.crm import AesthetixCrmHook
-from cherry_sync.store import PatientSnapshot, Rejection, SyncStore
+from cherry_sync.store import PatientSnapshot, PatientState, Rejection, SyncStore
 from cherry_sync.sync.contacts import ContactDirectory
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ class PatientSyncer:
         practice_estimates: PracticeEstimates | None = None,
         patient_estimates: Callable[[str], Estimates | None] | None = None,
         dry_run: bool = False,
+        index_owners: bool = False,
     ) -> None:
         self.store = store
         self.crm = crm
@@ -142,6 +145,12 @@ class PatientSyncer:
         self.patient_estimates = patient_estimates
         self.dry_run = dry_run
         self.claimed: dict[str, str] = {}  # contact id -> patient id, for this run
+        self.last_batch: set[str] = set()  # patient ids the last `sync_raw` brought up to date (or rejected)
+        # contact id -> patient id as stored at the first lookup. A backfill matches most patients to a contact,
+        # so it reads the practice's mapping once instead of asking the store per contact (index_owners=True);
+        # a refresh touches a few patients and asks per contact.
+        self._stored_owners: dict[str, str] | None = None if index_owners else {}
+        self._index_owners = index_owners
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -161,6 +170,9 @@ class PatientSyncer:
             kept = parsed.get(patient.id)
             if kept is None or patient.updated_at >= kept.updated_at:
                 parsed[patient.id] = patient
+            if kept is not None and kept.updated_at != patient.updated_at:
+                # Two versions in one batch (an out-of-order pair of events): the older one is stale.
+                counts.stale += 1
         # The store mirrors Cherry even in a dry run; only CRM-side state (mappings, hashes) waits for real runs.
         applied = self.store.upsert_patient_snapshots(self.slug, [snapshot_of(p) for p in parsed.values()])
         stale = set(parsed) - applied
@@ -170,6 +182,7 @@ class PatientSyncer:
             del parsed[patient_id]
         self._record_rejections(rejections)
         self._sync_patients(list(parsed.values()), counts)
+        self.last_batch = set(parsed)
         return counts
 
     def resync_stored(self, patient_ids: Iterable[str]) -> SyncCounts:
@@ -239,6 +252,13 @@ class PatientSyncer:
             existing = self.directory.match(match_keys(planned.desired))
         if existing is not None and not self._claim(existing["id"], patient_id, counts, rejections):
             return None
+        if existing is not None:
+            taken = self._held_elsewhere(planned.desired, existing)
+            if taken is not None:
+                # The e-mail or phone Cherry now has belongs to another contact: the patient resolves to two
+                # contacts (and the CRM would refuse the move as a duplicate). Flag it; touch neither.
+                self._conflict(taken, patient_id, self._owner(taken), counts, rejections)
+                return None
         write = plan_contact_write(planned.desired, existing, self.field_ids)
         if write is None:
             counts.unchanged += 1
@@ -272,14 +292,57 @@ class PatientSyncer:
             counts.updated += 1
         return contact_id
 
+    def _owner(self, contact_id: str) -> str | None:
+        """The Cherry patient a contact was synced from (in this run, else per the store), if any."""
+        owner = self.claimed.get(contact_id)
+        if owner is not None:
+            return owner
+        if self._index_owners:
+            if self._stored_owners is None:
+                self._stored_owners = self._load_owners()
+            return self._stored_owners.get(contact_id)
+        holder = self.store.find_patient_by_contact(self.slug, contact_id)
+        return holder.patient_id if holder else None
+
+    def _load_owners(self) -> dict[str, str]:
+        """Every stored contact -> patient assignment of the practice (the most recently updated patient wins,
+        as in `SyncStore.find_patient_by_contact`)."""
+        owners: dict[str, PatientState] = {}
+        for state in self.store.iter_patient_states(self.slug):
+            if not state.crm_contact_id:
+                continue
+            kept = owners.get(state.crm_contact_id)
+            if (
+                kept is None
+                or state.source_updated_at > kept.source_updated_at
+                or (state.source_updated_at == kept.source_updated_at and state.patient_id < kept.patient_id)
+            ):
+                owners[state.crm_contact_id] = state
+        return {contact_id: state.patient_id for contact_id, state in owners.items()}
+
     def _claim(self, contact_id: str, patient_id: str, counts, rejections) -> bool:
         """A contact belongs to at most one Cherry patient; a second claimant is flagged, not merged."""
-        owner = self.claimed.get(contact_id)
-        if owner is None:
-            holder = self.store.find_patient_by_contact(self.slug, contact_id)
-            owner = holder.patient_id if holder else None
+        owner = self._owner(contact_id)
         if owner is None or owner == patient_id:
             return True
+        self._conflict(contact_id, patient_id, owner, counts, rejections)
+        return False
+
+    def _held_elsewhere(self, desired: DesiredContact, contact: dict) -> str | None:
+        """The id of another contact already holding the e-mail or phone this write would give `contact`."""
+        keys = match_keys(desired)
+        current_email = email_match_key(contact.get("email"))
+        current_phone = normalise_phone(contact.get("phone")) if contact.get("phone") else None
+        for email, phone in ((keys.email, None), (None, keys.phone)):
+            if (email is None or email == current_email) and (phone is None or phone == current_phone):
+                continue  # not given, or not changing: nothing moves onto this contact
+            found = self.directory.match(MatchKeys(email=email, phone=phone, name_dob=None))
+            if found is not None and found["id"] != contact["id"]:
+                return found["id"]
+        return None
+
+    def _conflict(self, contact_id: str, patient_id: str, owner: str | None, counts, rejections) -> None:
+        held = f"already synced from Cherry patient {owner}" if owner else "which holds its e-mail or phone"
         self._reject(
             counts,
             rejections,
@@ -288,10 +351,9 @@ class PatientSyncer:
                 patient_id,
                 Stage.MATCH,
                 "contact_conflict",
-                f"resolves to CRM contact {contact_id}, already synced from Cherry patient {owner}",
+                f"resolves to CRM contact {contact_id}, {held}",
             ),
         )
-        return False
 
     def _reject(self, counts: SyncCounts, rejections: list[Rejection], rejection: Rejection) -> None:
         counts.rejected += 1

@@ -83,7 +83,9 @@ class RunSummary:
         return out
 
 
-def _syncer(ctx: PracticeContext, field_ids: dict[str, str], directory, dry_run: bool) -> PatientSyncer:
+def _syncer(
+    ctx: PracticeContext, field_ids: dict[str, str], directory, dry_run: bool, *, index_owners: bool = False
+) -> PatientSyncer:
     options = ctx.practice.options
     return PatientSyncer(
         store=ctx.store,
@@ -95,6 +97,7 @@ def _syncer(ctx: PracticeContext, field_ids: dict[str, str], directory, dry_run:
         practice_estimates=practice_estimates(ctx.cherry, options.estimate_amounts),
         patient_estimates=PatientEstimates(ctx.cherry) if options.patient_estimates else None,
         dry_run=dry_run,
+        index_owners=index_owners,
     )
 
 
@@ -144,7 +147,7 @@ def backfill_practice(
     fields = provision_fields(ctx.crm, dry_run=dry_run)
     summary.fields = fields.summary()
     load_payments(ctx, summary)
-    syncer = _syncer(ctx, fields.field_ids, PrefetchedDirectory(ctx.crm), dry_run)
+    syncer = _syncer(ctx, fields.field_ids, PrefetchedDirectory(ctx.crm), dry_run, index_owners=True)
 
     if not dry_run:
         mark_event_feed_start(ctx)

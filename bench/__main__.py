@@ -1,0 +1,45 @@
+"""`python -m bench [benchmark] [options]`: run a benchmark (default: all of them, with their defaults).
+
+python -m bench                      # every benchmark
+python -m bench backfill --help      # one benchmark's options
+python -m bench backfill --practices 3 --patients 2000 --store postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import bench  # noqa: F401 - puts the repository and plugins/ on sys.path
+
+# name -> module (with add_arguments(parser) and run(args) -> int). Add new benchmarks here.
+BENCHMARKS = {
+    "backfill": "bench.backfill",
+    "smart_list": "bench.smart_list",
+    "media_import": "bench.media_import",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="benchmark", metavar="benchmark")
+    modules = {}
+    for name, module_name in BENCHMARKS.items():
+        module = importlib.import_module(module_name)
+        modules[name] = module
+        sub = commands.add_parser(name, help=(module.__doc__ or name).splitlines()[0])
+        module.add_arguments(sub)
+    if not argv or argv[0] not in BENCHMARKS and argv[0] not in ("-h", "--help"):
+        # No benchmark named: run them all with their defaults (plus any shared flags given).
+        status = 0
+        for name in BENCHMARKS:
+            status |= modules[name].run(parser.parse_args([name, *argv]))
+        return status
+    args = parser.parse_args(argv)
+    return modules[args.benchmark].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
