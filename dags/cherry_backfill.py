@@ -16,9 +16,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param, task, task_group
+from airflow.sdk import DAG, Param, task_group
 
-from cherry_sync.dag_support import CHERRY_CONTACTS, DEFAULT_ARGS, dry_run_param, page_size_param, practices_param
+from cherry_sync.dag_support import (
+    CHERRY_CONTACTS,
+    DEFAULT_ARGS,
+    dry_run_param,
+    page_size_param,
+    practices_param,
+    select_practices,
+    summarize,
+)
 from cherry_sync.operators import ProvisionCustomFieldsOperator, SyncPatientsOperator
 
 with DAG(
@@ -45,12 +53,6 @@ with DAG(
     },
 ) as dag:
 
-    @task
-    def select_practices(params=None) -> list[str]:
-        from cherry_sync.tasks import select_practices
-
-        return select_practices(params["practices"])
-
     @task_group
     def practice(slug: str):
         fields = ProvisionCustomFieldsOperator(
@@ -65,11 +67,5 @@ with DAG(
             outlets=[CHERRY_CONTACTS],
         )
         fields >> patients
-
-    @task(trigger_rule="all_done")
-    def summarize(run_id=None, dag=None) -> dict:
-        from cherry_sync.tasks import summarize_run
-
-        return summarize_run(run_id, dag.dag_id)
 
     practice.expand(slug=select_practices()) >> summarize()

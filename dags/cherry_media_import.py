@@ -28,9 +28,9 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 
-from cherry_sync.dag_support import DEFAULT_ARGS, dry_run_param, practices_param
+from cherry_sync.dag_support import DEFAULT_ARGS, dry_run_param, practices_param, select_practices, summarize
 from cherry_sync.operators.media import MediaImportOperator
 
 with DAG(
@@ -57,19 +57,6 @@ with DAG(
         ),
     },
 ) as dag:
-
-    @task
-    def select_practices(params=None) -> list[str]:
-        from cherry_sync.tasks import select_practices
-
-        return select_practices(params["practices"])
-
-    @task(trigger_rule="all_done")
-    def summarize(run_id=None, dag=None) -> dict:
-        from cherry_sync.tasks import summarize_run
-
-        return summarize_run(run_id, dag.dag_id)
-
     imports = MediaImportOperator.partial(
         task_id="import_media",
         dry_run="{{ params.dry_run }}",

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 
-from cherry_sync.dag_support import DEFAULT_ARGS, practices_param
+from cherry_sync.dag_support import DEFAULT_ARGS, practices_param, select_practices, summarize
 from cherry_sync.operators.metrics_email import MetricsEmailOperator
 
 with DAG(
@@ -62,19 +62,6 @@ with DAG(
         ),
     },
 ) as dag:
-
-    @task
-    def select_practices(params=None) -> list[str]:
-        from cherry_sync.tasks import select_practices
-
-        return select_practices(params["practices"])
-
-    @task(trigger_rule="all_done")
-    def summarize(run_id=None, dag=None) -> dict:
-        from cherry_sync.tasks import summarize_run
-
-        return summarize_run(run_id, dag.dag_id)
-
     reports = MetricsEmailOperator.partial(
         task_id="send_report",
         report_end_date="{{ params.end_date or '' }}",

@@ -14,9 +14,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG
 
-from cherry_sync.dag_support import CHERRY_CONTACTS, DEFAULT_ARGS, dry_run_param, page_size_param, practices_param
+from cherry_sync.dag_support import (
+    CHERRY_CONTACTS,
+    DEFAULT_ARGS,
+    dry_run_param,
+    page_size_param,
+    practices_param,
+    select_practices,
+    summarize,
+)
 from cherry_sync.operators import ApplyEventsOperator
 
 with DAG(
@@ -35,19 +43,6 @@ with DAG(
         "page_size": page_size_param(),
     },
 ) as dag:
-
-    @task
-    def select_practices(params=None) -> list[str]:
-        from cherry_sync.tasks import select_practices
-
-        return select_practices(params["practices"])
-
-    @task(trigger_rule="all_done")
-    def summarize(run_id=None, dag=None) -> dict:
-        from cherry_sync.tasks import summarize_run
-
-        return summarize_run(run_id, dag.dag_id)
-
     events = ApplyEventsOperator.partial(
         task_id="apply_events",
         dry_run="{{ params.dry_run }}",

@@ -23,9 +23,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 
-from cherry_sync.dag_support import CHERRY_CONTACTS, DEFAULT_ARGS, dry_run_param, practices_param
+from cherry_sync.dag_support import (
+    CHERRY_CONTACTS,
+    DEFAULT_ARGS,
+    dry_run_param,
+    practices_param,
+    select_practices,
+    summarize,
+)
 from cherry_sync.operators.smart_list import SmartListOperator
 
 with DAG(
@@ -62,19 +69,6 @@ with DAG(
         ),
     },
 ) as dag:
-
-    @task
-    def select_practices(params=None) -> list[str]:
-        from cherry_sync.tasks import select_practices
-
-        return select_practices(params["practices"])
-
-    @task(trigger_rule="all_done")
-    def summarize(run_id=None, dag=None) -> dict:
-        from cherry_sync.tasks import summarize_run
-
-        return summarize_run(run_id, dag.dag_id)
-
     smart_list = SmartListOperator.partial(
         task_id="update_smart_list",
         dry_run="{{ params.dry_run }}",

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import yaml
-from airflow.sdk import Asset, Param
+from airflow.sdk import Asset, Param, task
 
 OWNER = "cherry-sync"
 
@@ -67,3 +67,19 @@ def page_size_param() -> Param:
         title="Page size",
         description="Records per Cherry API page (1-500). Smaller pages checkpoint more often.",
     )
+
+
+@task
+def select_practices(params=None) -> list[str]:
+    """The enabled practices chosen in the trigger form (every enabled practice when none is chosen)."""
+    from cherry_sync.tasks import select_practices as select
+
+    return select(params["practices"])
+
+
+@task(trigger_rule="all_done")
+def summarize(run_id=None, dag=None) -> dict:
+    """Totals of this run from the run ledger (counts only), whatever the practices' outcomes."""
+    from cherry_sync.tasks import summarize_run
+
+    return summarize_run(run_id, dag.dag_id)
