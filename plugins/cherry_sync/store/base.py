@@ -88,3 +88,44 @@ class StoreBase:
                 )
                 updated += conn.execute(stmt, [{f"in_{name}": row[name] for name in names} for row in batch]).rowcount
         return updated
+
+    def _upsert_newer_wins(
+        self, table: Table, key: str, slug: str, params: list[dict[str, Any]], columns: Iterable[str]
+    ) -> set[str]:
+        """Insert rows, or update `columns` of stored ones unless the stored `source_updated_at` is newer.
+
+        Returns the keys applied (new, or not older). A stale row changes nothing but `last_seen_at`. The rule
+        is enforced in SQL (a WHERE on the conflict update), so concurrent writers cannot break it.
+        """
+        key_column = table.c[key]
+        ins = self._insert(table)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[table.c.practice_slug, key_column],
+            set_={name: ins.excluded[name] for name in columns},
+            where=table.c.source_updated_at <= ins.excluded.source_updated_at,
+        ).returning(key_column)
+        applied: set[str] = set()
+        with self.engine.begin() as conn:
+            for batch in chunked(params):
+                applied.update(conn.execute(stmt, batch).scalars())
+            stale = [row[key] for row in params if row[key] not in applied]
+            for batch in chunked(stale):
+                conn.execute(
+                    update(table)
+                    .where(table.c.practice_slug == slug, key_column.in_(batch))
+                    .values(last_seen_at=params[0]["last_seen_at"])
+                )
+        return applied
+
+
+def newest_per(rows: Iterable[T], key: Callable[[T], str]) -> dict[str, T]:
+    """Each key's newest row (by `source_updated_at`; the later one wins a tie).
+
+    One statement may not touch a row twice (PostgreSQL refuses), so a batch keeps each record's newest only.
+    """
+    newest: dict[str, T] = {}
+    for row in rows:
+        kept = newest.get(key(row))
+        if kept is None or row.source_updated_at >= kept.source_updated_at:  # type: ignore[attr-defined]
+            newest[key(row)] = row
+    return newest

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from cherry_sync.store.base import BATCH_SIZE, StoreBase, chunked
+from cherry_sync.store.base import BATCH_SIZE, StoreBase, chunked, newest_per
 from cherry_sync.store.models import PatientSnapshot, PatientState
 from cherry_sync.store.schema import cherry_patients as patients
 
@@ -46,16 +46,6 @@ def _flag(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _newest_per_patient(rows: Iterable[PatientSnapshot]) -> dict[str, PatientSnapshot]:
-    # One statement may not touch a row twice (PostgreSQL refuses), so a batch keeps each patient's newest only.
-    newest: dict[str, PatientSnapshot] = {}
-    for row in rows:
-        kept = newest.get(row.patient_id)
-        if kept is None or row.source_updated_at >= kept.source_updated_at:
-            newest[row.patient_id] = row
-    return newest
-
-
 class PatientQueries(StoreBase):
     """Reads and writes `cherry_patients`, in batches."""
 
@@ -64,7 +54,7 @@ class PatientQueries(StoreBase):
 
         A stale snapshot (older than the stored one) changes nothing but `last_seen_at`.
         """
-        newest = _newest_per_patient(rows)
+        newest = newest_per(rows, lambda row: row.patient_id)
         if not newest:
             return set()
         now = self._now()
@@ -82,24 +72,7 @@ class PatientQueries(StoreBase):
             }
             for row in newest.values()
         ]
-        ins = self._insert(patients)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[patients.c.practice_slug, patients.c.patient_id],
-            set_={name: ins.excluded[name] for name in _SNAPSHOT_COLUMNS},
-            where=patients.c.source_updated_at <= ins.excluded.source_updated_at,
-        ).returning(patients.c.patient_id)
-        applied: set[str] = set()
-        with self.engine.begin() as conn:
-            for batch in chunked(params):
-                applied.update(conn.execute(stmt, batch).scalars())
-            stale = [patient_id for patient_id in newest if patient_id not in applied]
-            for batch in chunked(stale):
-                conn.execute(
-                    update(patients)
-                    .where(patients.c.practice_slug == slug, patients.c.patient_id.in_(batch))
-                    .values(last_seen_at=now)
-                )
-        return applied
+        return self._upsert_newer_wins(patients, "patient_id", slug, params, _SNAPSHOT_COLUMNS)
 
     def get_patient_states(self, slug: str, patient_ids: Iterable[str]) -> dict[str, PatientState]:
         """The stored state of each known patient among `patient_ids` (unknown ids are simply absent)."""

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from cherry_sync.store.base import StoreBase, chunked
+from cherry_sync.store.base import StoreBase, chunked, newest_per
 from cherry_sync.store.models import PaymentSnapshot, PaymentState
 from cherry_sync.store.schema import payments
 
@@ -37,11 +37,7 @@ class PaymentQueries(StoreBase):
 
     def upsert_payments(self, slug: str, rows: Iterable[PaymentSnapshot]) -> set[str]:
         """Store the latest payment snapshots; return the payment ids applied (new or not older)."""
-        newest: dict[str, PaymentSnapshot] = {}
-        for row in rows:
-            kept = newest.get(row.payment_id)
-            if kept is None or row.source_updated_at >= kept.source_updated_at:
-                newest[row.payment_id] = row
+        newest = newest_per(rows, lambda row: row.payment_id)
         if not newest:
             return set()
         now = self._now()
@@ -60,24 +56,7 @@ class PaymentQueries(StoreBase):
             }
             for row in newest.values()
         ]
-        ins = self._insert(payments)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[payments.c.practice_slug, payments.c.payment_id],
-            set_={name: ins.excluded[name] for name in _SNAPSHOT_COLUMNS},
-            where=payments.c.source_updated_at <= ins.excluded.source_updated_at,
-        ).returning(payments.c.payment_id)
-        applied: set[str] = set()
-        with self.engine.begin() as conn:
-            for batch in chunked(params):
-                applied.update(conn.execute(stmt, batch).scalars())
-            stale = [payment_id for payment_id in newest if payment_id not in applied]
-            for batch in chunked(stale):
-                conn.execute(
-                    update(payments)
-                    .where(payments.c.practice_slug == slug, payments.c.payment_id.in_(batch))
-                    .values(last_seen_at=now)
-                )
-        return applied
+        return self._upsert_newer_wins(payments, "payment_id", slug, params, _SNAPSHOT_COLUMNS)
 
     def mark_payment_applied(self, slug: str, applied: Iterable[tuple[str, str, str | None]]) -> int:
         """Record CRM updates as (payment_id, applied_status, crm_opportunity_id or None); returns rows updated.
