@@ -29,7 +29,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import secrets
 import socket
 import statistics
@@ -50,6 +49,7 @@ from typing import Any
 import requests
 
 from bench import REPO, RESULTS
+from bench.results import machine, write_section
 
 SECTION = "Backfill (issue 4)"
 FIELD_SETUP = ("GET /locations/{locationId}/customFields", "POST /locations/{locationId}/customFields")
@@ -535,35 +535,12 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(report)
     if not args.no_write:
-        write_section(args.results, SECTION, _subsection_title(args, store_label), report)
+        write_section(args.results, SECTION, _SECTION_INTRO, report)
         print(f"written to {args.results}")
     return 0
 
 
 # -- reporting --------------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        kb = int(
-            next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")).split()[1]
-        )
-        ram = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return (
-        f"{os.cpu_count()} cores ({model}), {ram} RAM, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
 
 
 def _subsection_title(args: argparse.Namespace, store_label: str) -> str:
@@ -638,35 +615,6 @@ def render(args, store_label, rows, cpu, first_wall, second_wall, workers, load=
     if store_label == "PostgreSQL":
         lines += ["", "With PostgreSQL the database server's own CPU is not in these figures (another process)."]
     return "\n".join(lines)
-
-
-HEADER = """# Benchmark results
-
-Figures recorded by `python -m bench` (see `bench/`), each with its date, machine and command line. Every
-section belongs to one benchmark; a re-run replaces its own sub-section.
-"""
-
-
-def write_section(path: Path, section: str, subsection: str, body: str) -> None:
-    """Put `body` (starting with `### subsection`) under `## section`, replacing an older run of it."""
-    text = path.read_text() if path.exists() else HEADER
-    intro = _SECTION_INTRO
-    marker = f"## {section}"
-    if marker not in text:
-        text = text.rstrip() + f"\n\n{marker}\n\n{intro}\n"
-    start = text.index(marker)
-    nxt = text.find("\n## ", start + len(marker))
-    end = len(text) if nxt == -1 else nxt + 1
-    block = text[start:end]
-    sub = f"### {subsection}"
-    if sub in block:
-        s = block.index(sub)
-        e = block.find("\n### ", s + len(sub))
-        block = block[:s] + body.rstrip() + "\n" + ("" if e == -1 else block[e:])
-    else:
-        block = block.rstrip() + "\n\n" + body.rstrip() + "\n"
-    text = text[:start] + block.rstrip() + "\n" + ("\n" + text[end:].lstrip() if end < len(text) else "")
-    path.write_text(text)
 
 
 _SECTION_INTRO = (__doc__ or "").split("\n\n", 2)[2].strip()

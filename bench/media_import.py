@@ -28,7 +28,6 @@ import base64
 import json
 import logging
 import os
-import platform
 import random
 import secrets
 import struct
@@ -36,7 +35,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from typing import Any
 import requests
 
 from bench import RESULTS
+from bench.results import machine, write_section
 
 SECTION = "Media import (issue 6)"
 PG_ADMIN_URL = os.environ.get("CHERRY_SYNC_BENCH_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -304,21 +304,12 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(report)
     if not args.no_write:
-        write_section(args.results, SECTION, _subsection_title(args, store_label), report)
+        write_section(args.results, SECTION, _SECTION_INTRO, report)
         print(f"written to {args.results}")
     return 0
 
 
 # -- reporting ------------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    model = "unknown"
-    with suppress(OSError, StopIteration):
-        model = next(
-            ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln
-        )
-    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, {platform.system()}"
 
 
 def _subsection_title(args: argparse.Namespace, store_label: str) -> str:
@@ -397,35 +388,6 @@ def render(args, store_label: str, library: dict, runs: dict, rerun: dict) -> st
         "folders) come on top. What bounds the rate: " + _bound(args, first),
     ]
     return "\n".join(lines)
-
-
-HEADER = """# Benchmark results
-
-Figures recorded by `python -m bench` (see `bench/`), each with its date, machine and command line. Every
-section belongs to one benchmark; a re-run replaces its own sub-section.
-"""
-
-
-def write_section(path: Path, section: str, subsection: str, body: str) -> None:
-    """Put `body` (starting with `### subsection`) under `## section`, replacing an older run of it. Other
-    sections are left as they are (the file is re-read right before writing)."""
-    text = path.read_text() if path.exists() else HEADER
-    marker = f"## {section}"
-    if marker not in text:
-        text = text.rstrip() + f"\n\n{marker}\n\n{_SECTION_INTRO}\n"
-    start = text.index(marker)
-    nxt = text.find("\n## ", start + len(marker))
-    end = len(text) if nxt == -1 else nxt + 1
-    block = text[start:end]
-    sub = f"### {subsection}"
-    if sub in block:
-        s = block.index(sub)
-        e = block.find("\n### ", s + len(sub))
-        block = block[:s] + body.rstrip() + "\n" + ("" if e == -1 else block[e:])
-    else:
-        block = block.rstrip() + "\n\n" + body.rstrip() + "\n"
-    text = text[:start] + block.rstrip() + "\n" + ("\n" + text[end:].lstrip() if end < len(text) else "")
-    path.write_text(text)
 
 
 _SECTION_INTRO = (__doc__ or "").split("\n\n", 2)[2].strip()

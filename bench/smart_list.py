@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import RESULTS
+from bench.results import machine, write_section
 
 SECTION = "Smart list (issue 5)"
 PG_ADMIN_URL = os.environ.get("CHERRY_SYNC_BENCH_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -473,7 +474,6 @@ def _writes_and_reads(crm) -> tuple[int, int]:
 
 
 def render(args: argparse.Namespace, one: dict, two: dict | None, load: tuple[float, float]) -> str:
-    from bench.backfill import machine
 
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     recompute = [r for r in one["rows"][1:]]
@@ -543,36 +543,6 @@ def render(args: argparse.Namespace, one: dict, two: dict | None, load: tuple[fl
     return "\n".join(lines)
 
 
-HEADER = """# Benchmark results
-
-Figures recorded by `python -m bench` (see `bench/`), each with its date, machine and command line. Every
-section belongs to one benchmark; a re-run replaces its own sub-section.
-"""
-
-
-def write_section(path: Path, body: str) -> None:
-    """Put `body` (starting with `### ...`) under `## Smart list (issue 5)`, replacing an older run of the same
-    sub-section; other sections of the file are left exactly as they are."""
-    text = path.read_text() if path.exists() else HEADER
-    marker = f"## {SECTION}"
-    intro = (__doc__ or "").split("\n\n", 2)[2].strip()
-    if marker not in text:
-        text = text.rstrip() + f"\n\n{marker}\n\n{intro}\n"
-    start = text.index(marker)
-    nxt = text.find("\n## ", start + len(marker))
-    end = len(text) if nxt == -1 else nxt + 1
-    block = text[start:end]
-    first_line = body.splitlines()[0]
-    if first_line in block:
-        s = block.index(first_line)
-        e = block.find("\n### ", s + len(first_line))
-        block = block[:s] + body.rstrip() + "\n" + ("" if e == -1 else block[e:])
-    else:
-        block = block.rstrip() + "\n\n" + body.rstrip() + "\n"
-    text = text[:start] + block.rstrip() + "\n" + ("\n" + text[end:].lstrip() if end < len(text) else "")
-    path.write_text(text)
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     for name in ("cherry_sync", "airflow", "alembic", "httpx", "uvicorn"):
@@ -587,7 +557,7 @@ def run(args: argparse.Namespace) -> int:
     report = render(args, one, two, (load_before, os.getloadavg()[0]))
     print(report)
     if not args.no_write:
-        write_section(args.results, report)
+        write_section(args.results, SECTION, (__doc__ or "").split("\n\n", 2)[2].strip(), report)
         print(f"written to {args.results}")
     recompute_ok = max(r["best"] for r in one["rows"][1:]) < TARGET_SECONDS
     return 0 if recompute_ok else 1
