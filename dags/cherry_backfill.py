@@ -20,6 +20,7 @@ from airflow.sdk import DAG, Param, task_group
 
 from cherry_sync.dag_support import (
     CHERRY_CONTACTS,
+    CRM_API_POOL,
     DEFAULT_ARGS,
     dry_run_param,
     page_size_param,
@@ -56,7 +57,7 @@ with DAG(
     @task_group
     def practice(slug: str):
         fields = ProvisionCustomFieldsOperator(
-            task_id="provision_custom_fields", practice=slug, dry_run="{{ params.dry_run }}"
+            task_id="provision_custom_fields", practice=slug, dry_run="{{ params.dry_run }}", pool=CRM_API_POOL
         )
         patients = SyncPatientsOperator(
             task_id="sync_patients",
@@ -64,6 +65,7 @@ with DAG(
             dry_run="{{ params.dry_run }}",
             scope="{{ params.scope }}",
             page_size="{{ params.page_size }}",
+            pool=CRM_API_POOL,
             outlets=[CHERRY_CONTACTS],
         )
         fields >> patients

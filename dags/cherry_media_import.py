@@ -30,7 +30,14 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
-from cherry_sync.dag_support import DEFAULT_ARGS, dry_run_param, practices_param, select_practices, summarize
+from cherry_sync.dag_support import (
+    CRM_API_POOL,
+    DEFAULT_ARGS,
+    dry_run_param,
+    practices_param,
+    select_practices,
+    summarize,
+)
 from cherry_sync.operators.media import MediaImportOperator
 
 with DAG(
@@ -62,5 +69,6 @@ with DAG(
         dry_run="{{ params.dry_run }}",
         asset_folder="{{ params.asset_folder }}",
         map_index_template="{{ task.practice }}",
+        pool=CRM_API_POOL,
     ).expand(practice=select_practices())
     imports >> summarize()

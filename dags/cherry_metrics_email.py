@@ -23,7 +23,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
-from cherry_sync.dag_support import DEFAULT_ARGS, practices_param, select_practices, summarize
+from cherry_sync.dag_support import CHERRY_API_POOL, DEFAULT_ARGS, practices_param, select_practices, summarize
 from cherry_sync.operators.metrics_email import MetricsEmailOperator
 
 with DAG(
@@ -67,5 +67,6 @@ with DAG(
         report_end_date="{{ params.end_date or '' }}",
         send="{{ params.send }}",
         force="{{ params.force }}",
+        pool=CHERRY_API_POOL,
     ).expand(practice=select_practices())
     reports >> summarize()

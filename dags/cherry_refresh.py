@@ -18,6 +18,7 @@ from airflow.sdk import DAG
 
 from cherry_sync.dag_support import (
     CHERRY_CONTACTS,
+    CRM_API_POOL,
     DEFAULT_ARGS,
     dry_run_param,
     page_size_param,
@@ -47,6 +48,7 @@ with DAG(
         task_id="apply_events",
         dry_run="{{ params.dry_run }}",
         page_size="{{ params.page_size }}",
+        pool=CRM_API_POOL,
         outlets=[CHERRY_CONTACTS],
     ).expand(practice=select_practices())
     events >> summarize()

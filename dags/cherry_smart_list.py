@@ -27,6 +27,7 @@ from airflow.sdk import DAG, Param
 
 from cherry_sync.dag_support import (
     CHERRY_CONTACTS,
+    CRM_API_POOL,
     DEFAULT_ARGS,
     dry_run_param,
     practices_param,
@@ -74,5 +75,6 @@ with DAG(
         dry_run="{{ params.dry_run }}",
         verify="{{ params.verify }}",
         verify_every_hours="{{ params.verify_every_hours }}",
+        pool=CRM_API_POOL,
     ).expand(practice=select_practices())
     smart_list >> summarize()

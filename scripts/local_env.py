@@ -196,6 +196,13 @@ def airflow(
     )
 
 
+POOLS_FILE = REPO / "include" / "pools.json"
+
+
 def migrate_metadata(env: dict[str, str]) -> None:
-    """Create or upgrade Airflow's metadata DB (idempotent; quick when already current)."""
+    """Create or upgrade Airflow's metadata DB and create the product's pools (idempotent).
+
+    The scheduler never schedules a task whose pool does not exist, so the pools are part of set-up.
+    """
     airflow(env, "db", "migrate")
+    airflow(env, "pools", "import", str(POOLS_FILE))

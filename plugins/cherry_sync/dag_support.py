@@ -12,7 +12,14 @@ from pathlib import Path
 import yaml
 from airflow.sdk import Asset, Param, task
 
+from cherry_sync.notify import OperatorsFailureNotifier
+
 OWNER = "cherry-sync"
+
+# Pools (include/pools.json) cap how many tasks call one API at once; the request rate itself is paced per API key
+# or CRM location by the shared limiter (hooks/pacing.py). A task that calls both APIs takes the CRM's pool.
+CRM_API_POOL = "cherry_sync_crm_api"
+CHERRY_API_POOL = "cherry_sync_cherry_api"
 
 # Updated by cherry_backfill and cherry_refresh; cherry_smart_list is scheduled on it.
 CHERRY_CONTACTS = Asset(name="cherry_contacts", uri="cherry-sync://crm/contacts", group="cherry-sync")
@@ -23,6 +30,8 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
+    # After the last retry: email the operators (the SMTP connection's `ops_email` extra), no patient data.
+    "on_failure_callback": OperatorsFailureNotifier(),
 }
 
 

@@ -43,6 +43,21 @@ def test_dag_file_imports_in_a_fresh_process_and_parses_fast(path: Path, tmp_pat
     assert report["seconds"] < 1.0, f"{path.name} took {report['seconds']:.2f}s to parse"
 
 
+def _calls_an_api(task) -> bool:
+    from cherry_sync.operators.practice import PracticeOperator
+
+    operator_class = getattr(task, "operator_class", type(task))  # mapped tasks name their class
+    return isinstance(operator_class, type) and issubclass(operator_class, PracticeOperator)
+
+
+def test_pools_file_is_what_airflow_pools_import_reads():
+    pools = json.loads((REPO / "include" / "pools.json").read_text())
+    assert {"cherry_sync_crm_api", "cherry_sync_cherry_api"} <= set(pools)
+    for name, pool in pools.items():
+        assert isinstance(pool["slots"], int) and pool["slots"] >= 1, name
+        assert pool["description"], name
+
+
 @pytest.fixture(scope="module")
 def dagbag(tmp_path_factory):
     """Airflow 3.3's own loader over the dags folder (DagBag(include_examples=...) is gone in 3.3)."""
@@ -66,10 +81,14 @@ def test_dag_policy(dagbag, dag_id):
     assert dag.doc_md and dag.doc_md.strip().startswith("###")
     assert dag.catchup is False
     assert dag.start_date is not None
+    pools = json.loads((REPO / "include" / "pools.json").read_text())
     for task in dag.tasks:
         assert task.owner == "cherry-sync", task.task_id
         assert task.retries >= 1, task.task_id
         assert task.retry_exponential_backoff, task.task_id
+        assert task.has_on_failure_callback, f"{task.task_id}: failures must notify the operators"
+        if _calls_an_api(task):
+            assert task.pool in pools, f"{task.task_id} calls an API: it needs a pool from include/pools.json"
     for name in dag.params:
         param = dag.params.get_param(name)
         assert param.description, f"param {name} needs a description for the trigger form"
