@@ -35,11 +35,12 @@ DEFAULT_ARGS = {
 }
 
 
-def practice_choices() -> list[str]:
-    """Slugs listed in the registry file, for the trigger form's picker only.
+def practice_choices() -> dict[str, str]:
+    """The registry file's practices for the trigger form's picker: slug -> label, in file order.
 
-    A plain local read with no validation: the practice list shown in the form. Whether a chosen
-    practice exists, is enabled and valid is decided at run time from the registry as it is then.
+    The label is the display name with the slug (what logs, task names and the store show), and says when a
+    practice is switched off. A plain local read with no validation: whether a chosen practice exists, is
+    enabled and valid is decided at run time from the registry as it is then.
     """
     from cherry_sync.registry import DEFAULT_PATH, ENV_VAR
 
@@ -47,19 +48,39 @@ def practice_choices() -> list[str]:
     try:
         entries = yaml.safe_load(path.read_text()) or []
     except (OSError, yaml.YAMLError):
-        return []
-    return [str(e["slug"]) for e in entries if isinstance(e, dict) and isinstance(e.get("slug"), str)]
+        return {}
+    if not isinstance(entries, list):
+        return {}
+    choices: dict[str, str] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("slug"), str) or entry["slug"] in choices:
+            continue
+        slug = entry["slug"]
+        name = entry.get("display_name")
+        label = f"{name.strip()} ({slug})" if isinstance(name, str) and name.strip() else slug
+        if entry.get("enabled") is False:
+            label += " - disabled, skipped if chosen"
+        choices[slug] = label
+    return choices
 
 
 def practices_param() -> Param:
+    """Practices picker: a multi-select of the registry's practices by name; empty (or cleared) means all.
+
+    Airflow's form renders an array with `examples` as a multi-select and labels its options with
+    `values_display`. "null" in the type makes the field optional in the form (no required mark), and is
+    what the picker sends once cleared; both mean every enabled practice.
+    """
     choices = practice_choices()
     return Param(
         [],
-        type="array",
+        type=["array", "null"],
         items={"type": "string"},
-        examples=choices,
+        examples=list(choices),
+        values_display=choices,
         title="Practices",
-        description="Practices to sync (slugs from include/practices.yml). Leave empty for every enabled practice.",
+        description="Which practices to run. Leave empty for every enabled practice of the registry "
+        "(include/practices.yml).",
     )
 
 
