@@ -1,0 +1,121 @@
+"""airflow-init's product checks, run once before any other Airflow component starts (docker/init.sh).
+
+1. The secrets every Airflow component shares are set, no variable still holds a .env.example placeholder
+   ("change-me..."), and the Fernet key is a valid Fernet key (a bad one only fails later, when the first connection is encrypted).
+2. The practice registry (include/practices.yml, or $CHERRY_SYNC_REGISTRY) validates: any error stops the
+   deployment here instead of silently skipping a practice at run time.
+3. Every connection the product needs resolves (from AIRFLOW_CONN_* or any configured secrets backend):
+   the sync store, the SMTP server (with its `from_email` extra), and each enabled practice's Cherry and
+   CRM connections (host + password, and the CRM's `location_id` extra).
+4. The sync store is migrated to the newest schema (idempotent; tasks would otherwise do it on first use).
+
+Prints what it checked (connection ids, counts, the store revision): never a secret or a host's password.
+Exit status 1 with one line per problem when anything is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+SHARED_SECRETS = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
+PLACEHOLDER_PREFIX = "change-me"
+
+
+def secret_problems(env: dict[str, str]) -> list[str]:
+    problems = []
+    for name in SHARED_SECRETS:
+        if not env.get(name):
+            problems.append(f"{name} is empty (see .env.example)")
+    # A placeholder left anywhere: a shared secret, a database password inside a URL or a connection.
+    for name in sorted(env):
+        if PLACEHOLDER_PREFIX in env[name]:
+            problems.append(f"{name} still holds a .env.example placeholder ({PLACEHOLDER_PREFIX}...): generate it")
+    fernet_key = env.get("AIRFLOW__CORE__FERNET_KEY", "")
+    if fernet_key and not fernet_key.startswith(PLACEHOLDER_PREFIX):
+        from cryptography.fernet import Fernet
+
+        try:
+            Fernet(fernet_key.encode())
+        except (ValueError, TypeError):
+            problems.append("AIRFLOW__CORE__FERNET_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes)")
+    return problems
+
+
+def _connection(conn_id: str):
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    try:
+        return Connection.get_connection_from_secrets(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def connection_problems(registry) -> tuple[list[str], list[str]]:
+    from cherry_sync.operators.metrics_email import DEFAULT_SMTP_CONN_ID
+    from cherry_sync.runtime import STORE_CONN_ID
+
+    problems: list[str] = []
+    checked: list[str] = []
+
+    def need(conn_id: str, *, password: bool = False, extras: tuple[str, ...] = ()):
+        conn = _connection(conn_id)
+        if conn is None:
+            problems.append(f"connection {conn_id!r} is not defined (set AIRFLOW_CONN_{conn_id.upper()})")
+            return None
+        if not conn.host:
+            problems.append(f"connection {conn_id!r} has no host")
+        if password and not conn.password:
+            problems.append(f"connection {conn_id!r} has no password (the API key or token)")
+        for key in extras:
+            if not (conn.extra_dejson or {}).get(key):
+                problems.append(f"connection {conn_id!r} needs the {key!r} extra")
+        checked.append(conn_id)
+        return conn
+
+    need(STORE_CONN_ID)
+    need(DEFAULT_SMTP_CONN_ID, extras=("from_email",))
+    for practice in registry.enabled():
+        need(practice.cherry_conn_id, password=True)
+        need(practice.crm_conn_id, password=True, extras=("location_id",))
+    return problems, checked
+
+
+def migrate_store() -> str:
+    from cherry_sync.runtime import STORE_CONN_ID
+    from cherry_sync.store.engine import engine_from_connection, store_from_engine
+    from cherry_sync.store.migrate import current_revision
+
+    engine = engine_from_connection(_connection(STORE_CONN_ID))
+    store_from_engine(engine)
+    return current_revision(engine) or "empty"
+
+
+def main() -> int:
+    problems = secret_problems(dict(os.environ))
+
+    from cherry_sync.registry import RegistryFileError, default_registry_path, load_registry
+
+    try:
+        registry = load_registry()
+    except RegistryFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    problems += [f"registry {default_registry_path()}: {error}" for error in registry.errors]
+    conn_problems, checked = connection_problems(registry)
+    problems += conn_problems
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    print(
+        f"registry: {len(registry.practices)} practices, {len(registry.enabled())} enabled; "
+        f"connections present: {', '.join(checked)}"
+    )
+    print(f"sync store at revision {migrate_store()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
