@@ -55,13 +55,26 @@ def practice_config(slug: str, reg: Registry | None = None) -> PracticeConfig:
 
 
 def _conn_url(conn_id: str) -> str | None:
+    """The connection as a URL: a SQLAlchemy URL for sqlite/postgres, `redis://...` for a redis pacer."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
-        return url_from_connection(BaseHook.get_connection(conn_id)).render_as_string(hide_password=False)
+        conn = BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         return None
+    if (conn.conn_type or "").lower() == "redis":
+        return redis_url(conn)
+    return url_from_connection(conn).render_as_string(hide_password=False)
+
+
+def redis_url(conn) -> str:
+    """`redis://[:password@]host:port/db` from an Airflow redis connection (db: the path, or the `db` extra)."""
+    from urllib.parse import quote
+
+    db = conn.schema or (conn.extra_dejson or {}).get("db") or 0
+    auth = f":{quote(conn.password, safe='')}@" if conn.password else ""
+    return f"redis://{auth}{conn.host or '127.0.0.1'}:{conn.port or 6379}/{db}"
 
 
 @lru_cache(maxsize=4)
