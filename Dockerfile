@@ -25,4 +25,4 @@ psycopg2, redis, fastapi, uvicorn; assert airflow.__version__ == '3.3.2', airflo
 
 # Deployment helpers (airflow-init and the sandboxes' entrypoint). DAGs, plugins, include/ and sandbox/ are
 # mounted by docker-compose.yml, not baked in.
-COPY --chown=airflow:0 docker/init.sh docker/preflight.py docker/sandboxes.py /opt/cherry-sync/bin/
+COPY --chown=airflow:0 docker/init.sh docker/preflight.py /opt/cherry-sync/bin/

@@ -1,7 +1,13 @@
-"""Run a sandbox app on a loopback port, in a background thread (tests) or in the foreground (people)."""
+"""Run a sandbox app on a loopback port, in a background thread (tests) or in the foreground (people).
+
+Sandboxes listen on loopback only: their keys and tokens are demo values, not secrets. The one exception is a
+container (docker-compose.yml's `sandboxes` service), whose loopback the other services cannot reach: there
+`SANDBOX_LISTEN_ALL_INTERFACES=1` also allows binding 0.0.0.0 / ::, inside the compose network only.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -12,10 +18,23 @@ import uvicorn
 LOOPBACK = "127.0.0.1"
 
 
+ALL_INTERFACES_ENV = "SANDBOX_LISTEN_ALL_INTERFACES"
+
+
+def _allowed_hosts() -> tuple[str, ...]:
+    loopback = ("127.0.0.1", "localhost", "::1")
+    if os.environ.get(ALL_INTERFACES_ENV, "").strip() == "1":
+        return (*loopback, "0.0.0.0", "::")  # noqa: S104 - explicit opt-in, for a container's network only
+    return loopback
+
+
 def _bind(host: str, port: int) -> socket.socket:
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError(f"sandboxes listen on loopback only, not {host!r}")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if host not in _allowed_hosts():
+        raise ValueError(
+            f"sandboxes listen on loopback only, not {host!r} (in a container: {ALL_INTERFACES_ENV}=1 allows 0.0.0.0)"
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((LOOPBACK if host == "localhost" else host, port))
     sock.listen(2048)
