@@ -1,0 +1,214 @@
+"""Airflow's UI in a real browser: `airflow standalone` as `make airflow` starts it, and headless Chromium.
+
+`airflow_ui` (module scope) starts the sandboxes on loopback (`start_sandboxes`), Airflow's metadata DB and the
+sync store on SQLite under a temporary folder, the api-server on a free loopback port with the simple auth
+manager's user admin / admin (a passwords file, as scripts/demo.py writes it), then waits until the
+api-server answers and the DAGs are parsed. Two settings `make airflow` leaves at their defaults are set here:
+the metadata DB is prepared with `migrate_metadata` (which creates the DAGs' pools) and the execution API URL
+follows the api-server's port (tasks report to it; the default is port 8080). `browser` is a Selenium session on Debian's `chromium` through
+Debian's `chromedriver`. Without them the tests skip with the reason, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from scripts.local_env import (
+    PYTHON,
+    REPO,
+    Sandboxes,
+    airflow_env,
+    connection_env,
+    free_port,
+    migrate_metadata,
+    start_sandboxes,
+)
+
+ARTIFACTS = REPO / "test-artifacts" / "ui"
+CRM_WINDOW = 1.0  # time-scaled CRM burst window, as in `make airflow`
+STARTUP_TIMEOUT = 300  # seconds: api-server up and DAGs parsed, on a slow, busy machine
+USER, PASSWORD = "admin", "admin"
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def browser_tools() -> tuple[str, str]:
+    """Debian's chromium and chromedriver; skip without them (fail under CI=true)."""
+    chromium = shutil.which("chromium")
+    chromedriver = shutil.which("chromedriver")
+    if chromium and chromedriver:
+        return chromium, chromedriver
+    missing = " and ".join(n for n, p in (("chromium", chromium), ("chromedriver", chromedriver)) if not p)
+    reason = f"{missing} not installed (Debian: apt-get install -y chromium chromium-driver)"
+    if _ci():
+        pytest.fail(f"{reason}; CI=true: the browser test must run, not skip", pytrace=False)
+    pytest.skip(reason)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0, log: Path | None = None):
+    """Poll `check` until it returns something truthy; fail with `what` (and the log's tail) on timeout."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            last_error, result = exc, None
+        if result:
+            return result
+        time.sleep(interval)
+    tail = log.read_text(errors="replace")[-6000:] if log and log.exists() else ""
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error!r})\n{tail}")
+
+
+@dataclass
+class AirflowUI:
+    """A running `airflow standalone` with the sandboxes behind it."""
+
+    base_url: str
+    process: subprocess.Popen
+    sandboxes: Sandboxes
+    log_path: Path
+    token: str = ""
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return requests.request(method, f"{self.base_url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
+
+    def dag_runs(self, dag_id: str) -> list[dict]:
+        response = self.api("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after"})
+        response.raise_for_status()
+        return response.json()["dag_runs"]
+
+    def crm_writes(self) -> int:
+        """Writing requests the CRM sandbox received (creates, updates, deletes; searches are reads)."""
+        stats = requests.get(f"{self.sandboxes.crm_url}/_sandbox/stats", timeout=10).json()
+        return sum(
+            n
+            for endpoint, n in stats["endpoints"].items()
+            if endpoint.split()[0] in ("POST", "PUT", "DELETE") and "/contacts/search" not in endpoint
+        )
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def _token(base_url: str) -> str | None:
+    response = requests.post(f"{base_url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=10)
+    return response.json()["access_token"] if response.status_code in (200, 201) else None
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop `airflow standalone` and the components it started (its own process group)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(45)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def airflow_ui(tmp_path_factory) -> Iterator[AirflowUI]:
+    browser_tools()  # skip (or fail under CI) before starting anything
+    work = tmp_path_factory.mktemp("airflow-ui")
+    sandboxes = start_sandboxes(work, patients=20, crm_burst=100, crm_window=CRM_WINDOW)
+    process = None
+    try:
+        home = work / "airflow"
+        home.mkdir()
+        passwords = home / "simple_auth_manager_passwords.json"
+        passwords.write_text(json.dumps({USER: PASSWORD}))
+        port = free_port()
+        env = airflow_env(
+            home,
+            store_url=f"sqlite:///{work / 'cherry_sync_store.db'}",
+            extra={
+                **connection_env(sandboxes, crm_window=CRM_WINDOW),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW__API__PORT": str(port),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                # Task processes report to the api-server's execution API: on this port, not the default 8080.
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+                "AIRFLOW__CORE__PARALLELISM": "4",  # a 2-core machine
+            },
+        )
+        migrate_metadata(env)  # also creates the DAGs' pools: tasks in a missing pool are never scheduled
+        log_path = work / "standalone.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [str(Path(PYTHON).with_name("airflow")), "standalone"],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so teardown stops every component
+            )
+        ui = AirflowUI(f"http://127.0.0.1:{port}", process, sandboxes, log_path)
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"airflow standalone exited with {process.returncode}\n{ui.log_tail()}")
+            return requests.get(f"{ui.base_url}/api/v2/monitor/health", timeout=5).status_code == 200
+
+        wait_for("the api-server's health endpoint", healthy, STARTUP_TIMEOUT, log=log_path)
+        ui.token = wait_for("a JWT from POST /auth/token", lambda: _token(ui.base_url), 60, log=log_path)
+        wait_for(
+            "cherry_backfill to be parsed (GET /api/v2/dags/cherry_backfill)",
+            lambda: ui.api("GET", "/dags/cherry_backfill").status_code == 200,
+            STARTUP_TIMEOUT,
+            log=log_path,
+        )
+        yield ui
+    finally:
+        if process is not None:
+            _stop(process)
+        sandboxes.stop()
+
+
+@pytest.fixture
+def browser(tmp_path) -> Iterator[Any]:
+    """Headless Chromium driven by Selenium through Debian's chromedriver (no download, no Selenium Manager)."""
+    chromium, chromedriver = browser_tools()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1300",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    driver.set_page_load_timeout(120)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
