@@ -23,6 +23,7 @@ from cherry_sync.dag_support import (
     CRM_API_POOL,
     DEFAULT_ARGS,
     dry_run_param,
+    fail_run_if_a_practice_failed,
     page_size_param,
     practices_param,
     select_practices,
@@ -70,4 +71,4 @@ with DAG(
         )
         fields >> patients
 
-    practice.expand(slug=select_practices()) >> summarize()
+    practice.expand(slug=select_practices()) >> [summarize(), fail_run_if_a_practice_failed()]

@@ -34,6 +34,7 @@ from cherry_sync.dag_support import (
     CRM_API_POOL,
     DEFAULT_ARGS,
     dry_run_param,
+    fail_run_if_a_practice_failed,
     practices_param,
     select_practices,
     summarize,
@@ -71,4 +72,4 @@ with DAG(
         map_index_template="{{ task.practice }}",
         pool=CRM_API_POOL,
     ).expand(practice=select_practices())
-    imports >> summarize()
+    imports >> [summarize(), fail_run_if_a_practice_failed()]

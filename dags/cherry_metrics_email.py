@@ -23,7 +23,14 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
-from cherry_sync.dag_support import CHERRY_API_POOL, DEFAULT_ARGS, practices_param, select_practices, summarize
+from cherry_sync.dag_support import (
+    CHERRY_API_POOL,
+    DEFAULT_ARGS,
+    fail_run_if_a_practice_failed,
+    practices_param,
+    select_practices,
+    summarize,
+)
 from cherry_sync.operators.metrics_email import MetricsEmailOperator
 
 with DAG(
@@ -67,6 +74,7 @@ with DAG(
         report_end_date="{{ params.end_date or '' }}",
         send="{{ params.send }}",
         force="{{ params.force }}",
+        map_index_template="{{ task.practice }}",
         pool=CHERRY_API_POOL,
     ).expand(practice=select_practices())
-    reports >> summarize()
+    reports >> [summarize(), fail_run_if_a_practice_failed()]

@@ -21,6 +21,7 @@ from cherry_sync.dag_support import (
     CRM_API_POOL,
     DEFAULT_ARGS,
     dry_run_param,
+    fail_run_if_a_practice_failed,
     page_size_param,
     practices_param,
     select_practices,
@@ -48,7 +49,8 @@ with DAG(
         task_id="apply_events",
         dry_run="{{ params.dry_run }}",
         page_size="{{ params.page_size }}",
+        map_index_template="{{ task.practice }}",
         pool=CRM_API_POOL,
         outlets=[CHERRY_CONTACTS],
     ).expand(practice=select_practices())
-    events >> summarize()
+    events >> [summarize(), fail_run_if_a_practice_failed()]

@@ -30,6 +30,7 @@ from cherry_sync.dag_support import (
     CRM_API_POOL,
     DEFAULT_ARGS,
     dry_run_param,
+    fail_run_if_a_practice_failed,
     practices_param,
     select_practices,
     summarize,
@@ -75,6 +76,7 @@ with DAG(
         dry_run="{{ params.dry_run }}",
         verify="{{ params.verify }}",
         verify_every_hours="{{ params.verify_every_hours }}",
+        map_index_template="{{ task.practice }}",
         pool=CRM_API_POOL,
     ).expand(practice=select_practices())
-    smart_list >> summarize()
+    smart_list >> [summarize(), fail_run_if_a_practice_failed()]

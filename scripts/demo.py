@@ -221,6 +221,7 @@ def standalone(patients: int) -> int:
     DEMO_DIR.mkdir(exist_ok=True)
     home = DEMO_DIR / "airflow"
     sandboxes = start_sandboxes(DEMO_DIR, patients=patients, crm_burst=100, crm_window=CRM_WINDOW)
+    port = os.environ.get("AIRFLOW_PORT", "8080")
     password_file = home / "simple_auth_manager_passwords.json"
     home.mkdir(parents=True, exist_ok=True)
     password_file.write_text(json.dumps({"admin": "admin"}))
@@ -231,10 +232,14 @@ def standalone(patients: int) -> int:
             **connection_env(sandboxes, crm_window=CRM_WINDOW),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-            "AIRFLOW__API__PORT": os.environ.get("AIRFLOW_PORT", "8080"),
+            "AIRFLOW__API__PORT": port,
             "AIRFLOW__API__HOST": "127.0.0.1",
+            # Tasks report to the api-server's execution API: it must follow AIRFLOW_PORT.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         },
     )
+    # The metadata DB and the product's pools (the scheduler never schedules a task whose pool is missing).
+    migrate_metadata(env)
     print(f"Sandboxes: Cherry {sandboxes.cherry_url}  CRM {sandboxes.crm_url}")
     print(
         "Airflow UI: http://127.0.0.1:"

@@ -113,3 +113,15 @@ def summarize(run_id=None, dag=None) -> dict:
     from cherry_sync.tasks import summarize_run
 
     return summarize_run(run_id, dag.dag_id)
+
+
+@task(trigger_rule="one_failed", retries=0, on_failure_callback=None)
+def fail_run_if_a_practice_failed() -> None:
+    """Leaf that fails the DAG run when a practice's task failed, so the run shows failed in the UI.
+
+    `summarize` runs whatever happens (all_done) and would otherwise make every run end "success". This task runs
+    only when an upstream task failed; it sends no email of its own (the failed task already notified).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException("a practice's task failed (see the failed task instances); the other practices ran")

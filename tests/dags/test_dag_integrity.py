@@ -82,8 +82,14 @@ def test_dag_policy(dagbag, dag_id):
     assert dag.catchup is False
     assert dag.start_date is not None
     pools = json.loads((REPO / "include" / "pools.json").read_text())
+    leaves = {task.task_id for task in dag.tasks if not task.downstream_list}
+    assert leaves == {"summarize", "fail_run_if_a_practice_failed"}, "a failed practice must fail the run"
     for task in dag.tasks:
         assert task.owner == "cherry-sync", task.task_id
+        if task.task_id == "fail_run_if_a_practice_failed":
+            # Only marks the run failed; the practice's own task already notified the operators.
+            assert task.trigger_rule == "one_failed" and not task.has_on_failure_callback
+            continue
         assert task.retries >= 1, task.task_id
         assert task.retry_exponential_backoff, task.task_id
         assert task.has_on_failure_callback, f"{task.task_id}: failures must notify the operators"
