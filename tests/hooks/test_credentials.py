@@ -120,3 +120,25 @@ def test_pacer_from_url():
     assert isinstance(pacer_from_url("memory://"), MemoryPacer)
     with pytest.raises(ValueError):
         pacer_from_url("mysql://x")
+
+
+def test_errors_say_which_api_and_connection_failed_in_plain_words(cherry_sandbox, crm_sandbox):
+    from tests.hooks.conftest import closed_port_url
+
+    with pytest.raises(errors.AuthError) as crm_401:
+        crm_hook(crm_sandbox, token="pit-wrong").list_pipelines()
+    assert (crm_401.value.service, crm_401.value.conn_id, crm_401.value.attempts) == ("crm", "crm_test", 1)
+    assert errors.describe(crm_401.value).startswith(
+        "the CRM (Aesthetix / HighLevel API) rejected the token of Airflow connection 'crm_test' as invalid (HTTP 401"
+    )
+    with pytest.raises(errors.AuthError) as cherry_401:
+        cherry_hook(cherry_sandbox, api_key="ck_wrong").get_practice()
+    assert "the Cherry API rejected the API key of Airflow connection 'cherry_test'" in errors.describe(
+        cherry_401.value
+    )
+    with pytest.raises(errors.ApiUnavailableError) as refused:
+        cherry_hook(closed_port_url(), api_key="ck_any").get_practice()
+    assert errors.describe(refused.value) == (
+        "the Cherry API could not be reached after 6 attempts (connection failed); check the host of Airflow "
+        "connection 'cherry_test' [GET /v1/practice]"
+    )

@@ -212,47 +212,54 @@ class ApiHook(HttpHook):
             sleep=self._sleep,
             reraise=True,
         )
-        for attempt in retrying:
-            with attempt:
-                if ambiguous and reconcile is not None:
-                    found = reconcile()
-                    if found is not None:
-                        self.log.info("%s: earlier attempt had been applied; not repeated", op)
-                        return found
-                ambiguous = False
-                self._check_daily_budget(op)
-                self.pacer.acquire(self.pace_key, self.pace_settings)
-                self.calls[op] += 1
-                response, failure, maybe_sent = self._send(
-                    session,
-                    method,
-                    url,
-                    op,
-                    rs,
-                    stream,
-                    params=params,
-                    json=json,
-                    data=data,
-                    files=files,
-                    headers=headers,
-                )
-                if failure is not None:
-                    # Raised here, outside the `except` that caught the requests exception: that exception (its
-                    # URL carries query values such as an email) must not ride along as `__context__`.
-                    ambiguous = is_write and maybe_sent
-                    self._guard_ambiguous(op, ambiguous, idempotent, reconcile)
-                    raise failure
-                self._note_budget(response)
-                if response.status_code >= 400:
-                    error = self._error_for(response, op)
-                    response.close()
-                    if isinstance(error, errors.ServerError):
-                        ambiguous = is_write
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if ambiguous and reconcile is not None:
+                        found = reconcile()
+                        if found is not None:
+                            self.log.info("%s: earlier attempt had been applied; not repeated", op)
+                            return found
+                    ambiguous = False
+                    self._check_daily_budget(op)
+                    self.pacer.acquire(self.pace_key, self.pace_settings)
+                    self.calls[op] += 1
+                    response, failure, maybe_sent = self._send(
+                        session,
+                        method,
+                        url,
+                        op,
+                        rs,
+                        stream,
+                        params=params,
+                        json=json,
+                        data=data,
+                        files=files,
+                        headers=headers,
+                    )
+                    if failure is not None:
+                        # Raised here, outside the `except` that caught the requests exception: that exception (its
+                        # URL carries query values such as an email) must not ride along as `__context__`.
+                        ambiguous = is_write and maybe_sent
                         self._guard_ambiguous(op, ambiguous, idempotent, reconcile)
-                    raise error
-                if stream:
-                    return response
-                return self._decode(response, op)
+                        raise failure
+                    self._note_budget(response)
+                    if response.status_code >= 400:
+                        error = self._error_for(response, op)
+                        response.close()
+                        if isinstance(error, errors.ServerError):
+                            ambiguous = is_write
+                            self._guard_ambiguous(op, ambiguous, idempotent, reconcile)
+                        raise error
+                    if stream:
+                        return response
+                    return self._decode(response, op)
+        except errors.ApiError as exc:
+            # Who failed, for a message in plain words (`errors.describe`); known here, not where it was raised.
+            exc.service = exc.service or self.service
+            exc.conn_id = exc.conn_id or self.http_conn_id
+            exc.attempts = exc.attempts or retrying.statistics.get("attempt_number")
+            raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(

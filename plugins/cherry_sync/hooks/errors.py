@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from cherry_sync.safety import redact
 
+SERVICE_NAMES = {"cherry": "the Cherry API", "crm": "the CRM (Aesthetix / HighLevel API)"}
+
 
 class ApiError(Exception):
-    """Base of every error a hook raises. `reason_code` is stable and short, for ledgers and rejections."""
+    """Base of every error a hook raises. `reason_code` is stable and short, for ledgers and rejections.
+
+    The hook that raised it fills in `service` ("cherry" / "crm"), `conn_id` and `attempts`, so `describe()` can
+    say in plain words which API of which connection failed and how (no values from requests or responses).
+    """
 
     reason_code = "api_error"
     retryable = False
@@ -16,6 +22,9 @@ class ApiError(Exception):
         self.status = status
         self.api_code = api_code
         self.api_message = redact(message)[:300]
+        self.service: str | None = None
+        self.conn_id: str | None = None
+        self.attempts: int | None = None
         detail = f" ({self.api_code})" if self.api_code else ""
         status_txt = f"HTTP {status} " if status is not None else ""
         super().__init__(f"{operation}: {status_txt}{self.reason_code}{detail}: {self.api_message}".rstrip(": "))
@@ -99,3 +108,34 @@ class MalformedResponseError(ApiError):
     """The API answered 2xx with a body that does not follow the contract."""
 
     reason_code = "malformed_response"
+
+
+def describe(exc: ApiError) -> str:
+    """One plain sentence for a person: which API (and connection) failed, and why; the operation in brackets."""
+    service = SERVICE_NAMES.get(exc.service or "", "the API")
+    conn = f" of Airflow connection '{exc.conn_id}'" if exc.conn_id else ""
+    said = f": {exc.api_message}" if exc.api_message else ""
+    status = f"HTTP {exc.status}" if exc.status is not None else ""
+    tries = f" after {exc.attempts} attempts" if exc.attempts and exc.attempts > 1 else ""
+    if isinstance(exc, KeyNotActivatedError):
+        text = f"the Cherry API key{conn} is not activated yet (the practice activates it in the Cherry portal)"
+    elif isinstance(exc, AuthError):
+        what = "API key" if exc.service == "cherry" else "token" if exc.service == "crm" else "credentials"
+        text = f"{service} rejected the {what}{conn} as invalid ({status}{said})"
+    elif isinstance(exc, ForbiddenError):
+        text = f"{service} denied access with the credentials{conn} ({status}{said})"
+    elif isinstance(exc, DailyBudgetExhaustedError):
+        text = f"{service}'s daily request budget{conn} is used up"
+    elif isinstance(exc, ApiUnavailableError):
+        text = f"{service} could not be reached{tries} ({exc.api_message or 'connection failed'}); check the host{conn}"
+    elif isinstance(exc, ApiTimeoutError):
+        text = f"{service} did not answer in time{tries}"
+    elif isinstance(exc, ServerError):
+        text = f"{service} kept failing with server errors{tries} ({status}{said})"
+    elif isinstance(exc, RateLimitedError):
+        text = f"{service} kept refusing requests as rate-limited{tries}"
+    elif isinstance(exc, MalformedResponseError):
+        text = f"{service} answered outside its contract ({exc.api_message})"
+    else:
+        text = f"{service} failed ({exc.reason_code}{', ' + status if status else ''}{said})"
+    return f"{text} [{exc.operation}]"

@@ -77,15 +77,19 @@ class PracticeOperator(BaseOperator):
             log.error("practice %s deferred: the CRM location's daily request budget is used up", slug)
             raise AirflowSkipException(f"practice {slug} deferred: daily CRM request budget exhausted") from None
         except (errors.AuthError, errors.ForbiddenError) as exc:
-            self._finish(ctx, ledger_id, "failed", None, {"reason": exc.reason_code, "operation": exc.operation})
-            raise AirflowFailException(f"practice {slug}: {exc}. Check the practice's connection.") from None
+            self._finish(ctx, ledger_id, "failed", None, _failure_details(exc))
+            log.error("practice %s: %s", slug, errors.describe(exc))
+            raise AirflowFailException(
+                f"practice {slug}: {errors.describe(exc)}. Not retried: fix the connection, then re-run."
+            ) from None
         except (FieldConflictError, PipelineNotFoundError) as exc:
             self._finish(ctx, ledger_id, "failed", None, {"reason": exc.reason_code})
             raise AirflowFailException(f"practice {slug}: {exc}") from None
         except errors.ApiError as exc:
-            self._finish(ctx, ledger_id, "failed", None, {"reason": exc.reason_code, "operation": exc.operation})
+            self._finish(ctx, ledger_id, "failed", None, _failure_details(exc))
+            log.error("practice %s: %s", slug, errors.describe(exc))
             # Re-raised without the chained cause: requests' own messages can contain URLs with query values.
-            raise RuntimeError(f"practice {slug}: {exc}") from None
+            raise RuntimeError(f"practice {slug}: {errors.describe(exc)}") from None
         except Exception as exc:
             self._finish(ctx, ledger_id, "failed", None, {"reason": type(exc).__name__})
             raise
@@ -159,6 +163,14 @@ class ApplyEventsOperator(PracticeOperator):
 
         summary = refresh_practice(ctx, page_size=int(self.page_size), dry_run=dry_run)
         return _log_summary(summary)
+
+
+def _failure_details(exc) -> dict[str, Any]:
+    """Ledger details of a failed API call: reason code, operation, which API and connection (no values)."""
+    details = {"reason": exc.reason_code, "operation": exc.operation, "service": exc.service, "conn_id": exc.conn_id}
+    if exc.status is not None:
+        details["status"] = exc.status
+    return details
 
 
 def _log_summary(summary: RunSummary) -> dict[str, Any]:
