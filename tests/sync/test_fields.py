@@ -72,3 +72,27 @@ def test_provisioning_completes_existing_fields_and_never_duplicates(sync_env: S
         assert again.fields == {"created": [], "options_added": [], "fields": len(CATALOGUE)}
         assert env.crm_writes(0) == {}
     assert len(env.crm_state(0)["customFields"]) == len(CATALOGUE) + 1
+
+
+@pytest.mark.parametrize("run", [backfill_practice, refresh_practice])
+def test_deleted_field_is_recreated_and_every_synced_contact_rewritten(sync_env: SyncEnv, run) -> None:
+    """A person deleted one of our fields in the CRM (its values went with it): the next run, backfill or refresh,
+    re-creates it by its key and writes the values again on every contact synced before (inactive ones too, which
+    an active-scope backfill does not page through), then a re-run writes nothing."""
+    env = sync_env
+    backfill_practice(env.make_ctx(0), scope="all", page_size=PAGE)
+    before = env.canonical(0)
+    deleted = "contact.cherry_account_status"
+    assert any(deleted in c["custom"] for c in before["contacts"])
+    field_id = next(f["id"] for f in env.crm_state(0)["customFields"] if f["fieldKey"] == deleted)
+    assert env.crm.client(0).delete(f"/locations/{env.location_id(0)}/customFields/{field_id}").status_code == 200
+    assert not any(deleted in c["custom"] for c in env.canonical(0)["contacts"])
+
+    healed = run(env.make_ctx(0), page_size=PAGE)
+
+    assert healed.fields["recreated"] == [deleted]
+    assert healed.fields["contacts_rewritten"] == sum(1 for c in before["contacts"] if deleted in c["custom"])
+    assert env.canonical(0) == before
+    env.crm.reset_stats()
+    again = run(env.make_ctx(0), page_size=PAGE)
+    assert env.crm_writes(0) == {} and "recreated" not in again.fields

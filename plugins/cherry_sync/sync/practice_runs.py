@@ -18,7 +18,7 @@ from cherry_sync.store import SyncStore
 from cherry_sync.sync.contacts import LiveDirectory, PrefetchedDirectory
 from cherry_sync.sync.estimates import PatientEstimates, practice_estimates
 from cherry_sync.sync.events import EventApplier, EventCounts, payment_snapshot
-from cherry_sync.sync.fields import provision_fields
+from cherry_sync.sync.fields import ProvisionResult, provision_fields
 from cherry_sync.sync.opportunities import OpportunityUpdater, resolve_pipeline
 from cherry_sync.sync.patients import PatientSyncer, SyncCounts, rejection_of
 
@@ -117,6 +117,35 @@ def load_payments(ctx: PracticeContext, summary: RunSummary, page_size: int = 50
         ctx.store.record_rejections(ctx.slug, rejections)
 
 
+def rewrite_after_recreated_fields(
+    ctx: PracticeContext, fields: ProvisionResult, syncer: PatientSyncer, summary: RunSummary
+) -> None:
+    """Heal a Cherry custom field someone deleted in the CRM: provisioning has just re-created it (by its key), and
+    the values the deleted field held went with it. So every contact synced before is written again now (only the
+    values that differ are sent), instead of waiting for each patient's next change in Cherry.
+
+    A field created on a location with no synced contact (the first provisioning) needs nothing.
+    """
+    if not fields.created or summary.dry_run:
+        return
+    synced = [state.patient_id for state in ctx.store.iter_patient_states(ctx.slug) if state.crm_contact_id]
+    if not synced:
+        return
+    log.warning(
+        "practice %s: %d Cherry custom field(s) were missing in the CRM (deleted there?) and were re-created: %s; "
+        "rewriting the values of %d synced contact(s)",
+        ctx.slug,
+        len(fields.created),
+        ", ".join(fields.created),
+        len(synced),
+    )
+    ctx.store.clear_written_hashes(ctx.slug, synced)
+    counts = syncer.resync_stored(synced)
+    summary.fields["recreated"] = list(fields.created)
+    summary.fields["contacts_rewritten"] = counts.updated + counts.created
+    summary.fields["contacts_rewrite_rejected"] = counts.rejected
+
+
 def mark_event_feed_start(ctx: PracticeContext) -> None:
     """Before the first backfill pages, remember where the event feed ends now.
 
@@ -148,6 +177,7 @@ def backfill_practice(
     summary.fields = fields.summary()
     load_payments(ctx, summary)
     syncer = _syncer(ctx, fields.field_ids, PrefetchedDirectory(ctx.crm), dry_run, index_owners=True)
+    rewrite_after_recreated_fields(ctx, fields, syncer, summary)
 
     if not dry_run:
         mark_event_feed_start(ctx)
@@ -180,6 +210,7 @@ def refresh_practice(
     fields = provision_fields(ctx.crm, dry_run=dry_run)
     summary.fields = fields.summary()
     syncer = _syncer(ctx, fields.field_ids, LiveDirectory(ctx.crm), dry_run)
+    rewrite_after_recreated_fields(ctx, fields, syncer, summary)
     opportunity = ctx.practice.options.opportunity
     updater = None
     if opportunity is not None:
