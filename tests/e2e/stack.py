@@ -1,0 +1,263 @@
+"""A real Airflow deployment on this machine, from the venv: the shape of docker-compose.yml without Docker.
+
+`AirflowStack` runs, as separate processes sharing one AIRFLOW_HOME: the api-server, the scheduler, the
+dag-processor and N Celery workers, on CeleryExecutor with the local Redis as broker and a throwaway PostgreSQL
+database as Airflow's metadata DB. Every component gets the same JWT secret, Fernet key and AIRFLOW_CONN_*
+connections, as the compose file gives them. Each component's stdout/stderr goes to `<home>/components/<name>.log`
+(the canary scan reads them). `ApiClient` talks to Airflow's public REST API (v2) with a JWT, as a user's script
+would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+from cryptography.fernet import Fernet
+
+from scripts.local_env import POOLS_FILE, REPO, airflow, airflow_env, free_port
+
+TERMINAL = {"success", "failed"}
+AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
+
+
+class ApiClient:
+    """Airflow's public REST API (/api/v2) as user `admin`, token from the simple auth manager's /auth/token."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = requests.Session()
+        self.http.trust_env = False
+        response = self.http.post(
+            f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=30
+        )
+        response.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, f"{self.base_url}/api/v2{path}", timeout=60, **kwargs)
+        assert response.status_code < 400, f"{method} {path}: {response.status_code} {response.text[:2000]}"
+        return response.json() if response.content else None
+
+    def unpause(self, dag_id: str) -> None:
+        self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+        run = self.call("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        return run["dag_run_id"]
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500})[
+            "task_instances"
+        ]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, on_poll: Callable | None = None) -> dict:
+        """Poll until the run is success or failed; returns the run. Fails the test on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(dag_id, run_id)
+            if run["state"] in TERMINAL:
+                return run
+            if on_poll:
+                on_poll()
+            if time.monotonic() > deadline:
+                states = {(t["task_id"], t.get("map_index")): t["state"] for t in self.task_instances(dag_id, run_id)}
+                raise AssertionError(f"{dag_id} {run_id} still {run['state']} after {timeout:.0f}s: {states}")
+            time.sleep(2)
+
+
+@dataclass
+class Component:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill_hard(self) -> list[int]:
+        """SIGKILL the component and every process it started (as a machine or OOM kill would)."""
+        try:
+            tree = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
+        pids = [self.process.pid, *(p.pid for p in tree)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(30)
+        return pids
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def descendants(self) -> int:
+        try:
+            return len(psutil.Process(self.process.pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            return 0
+
+
+@dataclass
+class AirflowStack:
+    """Airflow 3 on CeleryExecutor from this venv; see the module docstring."""
+
+    home: Path
+    metadata_url: str  # postgresql+psycopg2://...
+    broker_url: str  # redis://127.0.0.1:6379/N
+    connections: dict[str, str]  # AIRFLOW_CONN_* -> JSON
+    extra_env: dict[str, str] = field(default_factory=dict)
+    username: str = "admin"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    components: dict[str, Component] = field(default_factory=dict)
+    api_port: int = field(default_factory=free_port)
+    queue: str = field(default_factory=lambda: f"cherry_e2e_{secrets.token_hex(3)}")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def component_logs(self) -> Path:
+        return self.home / "components"
+
+    def env(self) -> dict[str, str]:
+        if not hasattr(self, "_secrets"):
+            # One JWT secret, Fernet key and API secret key shared by every component (the compose file's .env).
+            self._secrets = {
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            }
+        passwords = self.home / "simple_auth_manager_passwords.json"
+        passwords.write_text(json.dumps({self.username: self.password}))
+        base = airflow_env(self.home)
+        base.update(
+            {
+                **self._secrets,
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_url,
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.metadata_url.replace("+psycopg2", ""),
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__API__BASE_URL": self.api_url,
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__PARALLELISM": "16",
+                # Every run is triggered through the REST API: no cron or Asset-triggered runs at moments the
+                # test does not choose (the refresh's 5-minute schedule would otherwise sync every practice).
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                # Quick enough for a test: notice new DAG files and dead workers within seconds, not minutes.
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "15",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+                **self.connections,
+                **self.extra_env,
+            }
+        )
+        return base
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Migrate the metadata DB and create the product's pools (what the compose file's airflow-init does)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.component_logs.mkdir(exist_ok=True)
+        env = self.env()
+        airflow(env, "db", "migrate", timeout=600)
+        airflow(env, "pools", "import", str(POOLS_FILE))
+
+    def start_component(self, name: str, *args: str) -> Component:
+        log_path = self.component_logs / f"{name}.log"
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            [AIRFLOW_BIN, *args],
+            env=self.env(),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() takes its children with it
+        )
+        component = Component(name, process, log_path)
+        self.components[name] = component
+        return component
+
+    def start_worker(self, name: str) -> Component:
+        return self.start_component(
+            name, "celery", "worker", "--queues", self.queue, "--celery-hostname", f"{name}@%h", "--skip-serve-logs"
+        )
+
+    def start(self, workers: int = 2) -> None:
+        self.start_component("api-server", "api-server", "--port", str(self.api_port), "--host", "127.0.0.1")
+        self.start_component("scheduler", "scheduler")
+        self.start_component("dag-processor", "dag-processor")
+        for index in range(1, workers + 1):
+            self.start_worker(f"worker{index}")
+        self.wait_until_healthy()
+
+    def wait_until_healthy(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            dead = [c.name for c in self.components.values() if not c.alive()]
+            assert not dead, f"component(s) exited: {dead}; logs in {self.component_logs}"
+            try:
+                health = requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=5).json()
+                if health.get("scheduler", {}).get("status") == "healthy" and health.get("dag_processor", {}).get(
+                    "status"
+                ) in ("healthy", None):
+                    return
+            except (requests.RequestException, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Airflow not healthy after {timeout:.0f}s; logs in {self.component_logs}")
+            time.sleep(2)
+
+    def client(self) -> ApiClient:
+        return ApiClient(self.api_url, self.username, self.password)
+
+    def wait_for_dags(self, client: ApiClient, dag_ids: set[str], timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = {d["dag_id"] for d in client.call("GET", "/dags", params={"limit": 100})["dags"]}
+            if dag_ids <= found:
+                return
+            if time.monotonic() > deadline:
+                errors = client.call("GET", "/importErrors")
+                raise AssertionError(f"DAGs not parsed after {timeout:.0f}s: missing {dag_ids - found}; {errors}")
+            time.sleep(2)
+
+    def stop(self) -> None:
+        for component in reversed(list(self.components.values())):
+            component.stop()
