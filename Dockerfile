@@ -23,6 +23,6 @@ RUN pip install --no-cache-dir \
     && python -c "import airflow, airflow.providers.celery, airflow.providers.http, airflow.providers.smtp, \
 psycopg2, redis, fastapi, uvicorn; assert airflow.__version__ == '3.3.2', airflow.__version__"
 
-# Deployment helpers (airflow-init and the sandboxes' entrypoint). DAGs, plugins, include/ and sandbox/ are
+# Deployment helpers of airflow-init (docker/init.sh, docker/preflight.py). DAGs, plugins, include/ and sandbox/ are
 # mounted by docker-compose.yml, not baked in.
 COPY --chown=airflow:0 docker/init.sh docker/preflight.py /opt/cherry-sync/bin/
