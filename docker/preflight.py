@@ -6,7 +6,8 @@
    deployment here instead of silently skipping a practice at run time.
 3. Every connection the product needs resolves (from AIRFLOW_CONN_* or any configured secrets backend):
    the sync store, the SMTP server (with its `from_email` extra), and each enabled practice's Cherry and
-   CRM connections (host + password, and the CRM's `location_id` extra).
+   CRM connections (host + password, and the CRM's `location_id` extra). Skipped while the Fernet key is bad:
+   Airflow cannot build any connection with it and would call each one missing.
 4. The sync store is migrated to the newest schema (idempotent; tasks would otherwise do it on first use).
 
 Prints what it checked (connection ids, counts, the store revision): never a secret or a host's password.
@@ -32,14 +33,27 @@ def secret_problems(env: dict[str, str]) -> list[str]:
         if PLACEHOLDER_PREFIX in env[name]:
             problems.append(f"{name} still holds a .env.example placeholder ({PLACEHOLDER_PREFIX}...): generate it")
     fernet_key = env.get("AIRFLOW__CORE__FERNET_KEY", "")
-    if fernet_key and not fernet_key.startswith(PLACEHOLDER_PREFIX):
-        from cryptography.fernet import Fernet
-
-        try:
-            Fernet(fernet_key.encode())
-        except (ValueError, TypeError):
-            problems.append("AIRFLOW__CORE__FERNET_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes)")
+    if fernet_key and not fernet_key.startswith(PLACEHOLDER_PREFIX) and not fernet_key_usable(env):
+        problems.append("AIRFLOW__CORE__FERNET_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes)")
     return problems
+
+
+def fernet_key_usable(env: dict[str, str]) -> bool:
+    """Whether Airflow can build connections with this key: an empty key means no encryption, a bad one fails.
+
+    Airflow encrypts a connection's password as soon as it builds the connection, even from AIRFLOW_CONN_*;
+    with a bad key every secrets backend lookup fails and Airflow reports each connection as not found.
+    """
+    fernet_key = env.get("AIRFLOW__CORE__FERNET_KEY", "")
+    if not fernet_key:
+        return True
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(fernet_key.encode())
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _connection(conn_id: str):
@@ -103,6 +117,12 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     problems += [f"registry {default_registry_path()}: {error}" for error in registry.errors]
+    if not fernet_key_usable(dict(os.environ)):
+        # Not "every connection is missing" (what Airflow would report): none can be read with this key.
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("note: connections not checked: Airflow cannot read any until the Fernet key is valid", file=sys.stderr)
+        return 1
     conn_problems, checked = connection_problems(registry)
     problems += conn_problems
     if problems:
