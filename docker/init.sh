@@ -31,9 +31,11 @@ import json, os
 path = os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
 users = [entry.split(":")[0] for entry in os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin").split(",")]
 tmp = path + ".tmp"
-with open(tmp, "w") as handle:
+# Created 0600 (not chmod-ed after writing): the password is never readable by others, even for a moment.
+fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.fchmod(fd, 0o600)  # a stale tmp file keeps its old mode through O_CREAT
+with os.fdopen(fd, "w") as handle:
     json.dump({user: os.environ["CHERRY_SYNC_ADMIN_PASSWORD"] for user in users}, handle)
-os.chmod(tmp, 0o600)
 os.replace(tmp, path)
 print(f"passwords written for: {', '.join(users)}")
 PY
