@@ -71,6 +71,13 @@ def task_states(home: Path, dag_id: str, run_id: str) -> list[TaskState]:
     return [TaskState(*row) for row in rows]
 
 
+def xcom_values(home: Path, dag_id: str, run_id: str) -> list[str]:
+    """Every XCom value (as stored, JSON text) of one DAG run."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        rows = db.execute("SELECT value FROM xcom WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)).fetchall()
+    return [str(value) for (value,) in rows]
+
+
 def task_log(home: Path, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
     """The text of a task instance's log files (every try), or '' when Airflow wrote none."""
     base = home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"

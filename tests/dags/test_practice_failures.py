@@ -4,7 +4,8 @@ Five practices run side by side (mapped tasks); four are broken, each in its own
 - `bad-crm-token`: the CRM connection's token is wrong (401);
 - `bad-cherry-key`: the Cherry connection's API key is unknown (401);
 - `cherry-unreachable`: the Cherry connection points at a closed loopback port (connection refused);
-- `budget-spent`: the CRM location's daily request budget runs out during the run (the sandbox's daily limit);
+- `budget-spent`: the CRM location's daily request budget runs out in the middle of the patients' sync (the
+  sandbox's daily limit); once the budget is back, the next run completes it without a duplicate;
 - `healthy`: nothing wrong.
 Each broken practice gives one clear error naming the practice and the cause in plain words, its ledger row carries
 a reason code, its task instance ends failed (credentials, unreachable) or skipped (budget: deferred) as the
@@ -14,8 +15,10 @@ Then a Cherry custom field is deleted in the healthy practice's CRM location. Th
 re-creates the field by its key and rewrites the affected contacts' values (they were hidden with the deleted
 field), so the CRM ends exactly as before the deletion.
 
-`airflow dags test` ends the DagRun failed when one mapped task fails, so these runs go through
-`failures_helpers.run_dag`, which accepts a failed run and reads the task states from the metadata DB.
+A run with a failed practice ends failed (the DAGs' failure watcher), so these runs go through
+`failures_helpers.run_dag`, which accepts any outcome and reads the task states and XComs from the metadata DB.
+`airflow dags test` retries a failed task as the scheduler would (the DAGs' 3 retries); the retry delay is
+time-scaled to a second (`failures_helpers.scaled_retries`).
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ import yaml
 
 from cherry_sync.store import engine_from_url, store_from_engine
 from tests.dags.conftest import CRM_WINDOW, DagEnv
-from tests.dags.failures_helpers import DagRunResult, run_dag, scaled_retries
+from tests.dags.failures_helpers import DagRunResult, run_dag, scaled_retries, xcom_values
+from tests.sync.conftest import duplicates_by_contact_point
 
 pytestmark = pytest.mark.airflow
 
 PRACTICES = ("bad-crm-token", "bad-cherry-key", "cherry-unreachable", "budget-spent", "healthy")
 BAD_CRM, BAD_KEY, UNREACHABLE, BUDGET, HEALTHY = range(5)
-DAILY_LIMIT = 6  # requests the budget-spent location may make today: provisioning alone needs 15
+DAILY_LIMIT = 22  # CRM requests budget-spent may make today: provisioning (15) and the contact search fit, then
+# a few of its 12 patients are written before the budget runs out
 # Fast, bounded retries: a refused connection costs a fraction of a second here instead of minutes.
 FAST = {"max_attempts": 3, "backoff_initial": 0.05, "backoff_max": 0.2, "connect_timeout": 2, "read_timeout": 5}
 DELETED_FIELD = "contact.cherry_account_status"
@@ -133,6 +138,13 @@ def _contacts_by_field_key(env: DagEnv, index: int) -> dict[str, dict]:
     }
 
 
+def synced_contacts(env: DagEnv, index: int) -> int:
+    """How many CRM contacts the store says practice `index` synced its patients to (one per patient, at most)."""
+    store = store_from_engine(engine_from_url(env.store_url))
+    slug = PRACTICES[index]
+    return len({s.crm_contact_id for s in store.iter_patient_states(slug) if s.crm_contact_id})
+
+
 def test_each_broken_practice_fails_alone_with_one_clear_error(failing_env: DagEnv) -> None:
     env = failing_env
     patient_data = _patient_data(env)
@@ -144,7 +156,7 @@ def test_each_broken_practice_fails_alone_with_one_clear_error(failing_env: DagE
     assert (provision[BAD_CRM], sync[BAD_CRM]) == ("failed", "upstream_failed")
     assert (provision[BAD_KEY], sync[BAD_KEY]) == ("success", "failed")
     assert (provision[UNREACHABLE], sync[UNREACHABLE]) == ("success", "failed")
-    assert (provision[BUDGET], sync[BUDGET]) == ("skipped", "skipped")
+    assert (provision[BUDGET], sync[BUDGET]) == ("success", "skipped")
     assert (provision[HEALTHY], sync[HEALTHY]) == ("success", "success")
     assert result.states("summarize") == {-1: "success"}
     # Credentials wait for a person: failed at once. Unreachable may be transient: Airflow retried it (3 retries).
@@ -157,7 +169,7 @@ def test_each_broken_practice_fails_alone_with_one_clear_error(failing_env: DagE
         (PRACTICES[BAD_CRM], "practice.provision_custom_fields"): ("failed", "auth_failed"),
         (PRACTICES[BAD_KEY], "practice.sync_patients"): ("failed", "auth_failed"),
         (PRACTICES[UNREACHABLE], "practice.sync_patients"): ("failed", "unavailable"),
-        (PRACTICES[BUDGET], "practice.provision_custom_fields"): ("deferred", "daily_budget_exhausted"),
+        (PRACTICES[BUDGET], "practice.sync_patients"): ("deferred", "daily_budget_exhausted"),
     }
     for key, (status, reason) in expected.items():
         assert (ledger[key].status, ledger[key].details.get("reason")) == (status, reason), key
@@ -181,14 +193,25 @@ def test_each_broken_practice_fails_alone_with_one_clear_error(failing_env: DagE
     assert not leaked, f"patient data in the DAG run's output: {len(leaked)} value(s)"
     details = json.dumps([r.details for r in ledger.values()], default=str)
     assert not {value for value in patient_data if value in details}
+    xcoms = "\n".join(xcom_values(env.home, "cherry_backfill", result.run_id))
+    assert "healthy" in xcoms and not {value for value in patient_data if value in xcoms}
 
     # The healthy practice's data landed; the broken ones wrote nothing.
     states = {i: env.crm.location_state(loc.id, lists=False)["counts"] for i, loc in enumerate(env.crm.locations)}
     assert states[HEALTHY]["contacts"] > 0 and states[HEALTHY]["customFields"] == 14
     assert states[BAD_CRM]["contacts"] == states[BAD_CRM]["customFields"] == 0
-    assert states[BUDGET]["contacts"] == 0
+    assert 0 < states[BUDGET]["contacts"] < 12, "the budget ran out part-way through the patients"
     for index in (BAD_KEY, UNREACHABLE):  # fields provisioned (CRM fine), no contact (Cherry unusable)
         assert states[index]["contacts"] == 0, PRACTICES[index]
+
+    # The next day (the budget is back) the deferred practice completes, without duplicating what it had written.
+    env.crm.clear_rate_limit_override(env.crm.locations[BUDGET].id)
+    healthy_contacts = env.crm.location_state(env.crm.locations[HEALTHY].id, lists=False)["counts"]["contacts"]
+    again = run_dag(env, "cherry_backfill", scope="all", practices=[PRACTICES[BUDGET]])
+    assert again.states("sync_patients") == {0: "success"}, again.output[-3000:]
+    contacts = env.crm.location_state(env.crm.locations[BUDGET].id)["contacts"]
+    assert len(contacts) == synced_contacts(env, BUDGET) and not duplicates_by_contact_point(contacts)
+    assert healthy_contacts == states[HEALTHY]["contacts"]
 
 
 def test_deleted_custom_field_is_recreated_and_contact_values_rewritten(failing_env: DagEnv) -> None:
