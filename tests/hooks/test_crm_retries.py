@@ -160,3 +160,24 @@ def test_writes_give_up_after_max_attempts(crm_sandbox):
     with pytest.raises(errors.ServerError):
         hook.upsert_contact({"email": "never@example.org"})
     assert hook.calls["POST /contacts/upsert"] == FAST.max_attempts
+
+
+def test_a_write_that_lands_late_is_found_before_any_later_repeat(crm_sandbox):
+    """A create whose answer was lost can land after the first look found nothing (the CRM keeps working after the
+    client gave up). Here it lands while the hook waits out a 429 on its repeat: the next repeat must look again
+    rather than create blind (which the CRM refuses: the key is taken)."""
+    crm_sandbox.set_faults(script=["hang", "429"], methods=["POST"], hang_seconds=1.0, retry_after_seconds=0)
+    body = {"name": "Cherry Late Test", "dataType": "TEXT", "model": "contact", "fieldKey": "contact.cherry_late_test"}
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:  # waiting after the 429: the hung create lands now (the sandbox dropped it; land it)
+            landed = crm_sandbox.client(0).post(f"/locations/{crm_sandbox.location(0).id}/customFields", json=body)
+            assert landed.status_code == 201, landed.text
+
+    hook = crm_hook(crm_sandbox, sleep=sleep)
+    field = hook.create_custom_field(body)
+    stored = crm_sandbox.location_state(crm_sandbox.location(0).id)["customFields"]
+    assert [f["id"] for f in stored] == [field["id"]]
+    assert hook.calls["POST /locations/{id}/customFields"] == 2

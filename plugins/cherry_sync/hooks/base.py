@@ -215,12 +215,13 @@ class ApiHook(HttpHook):
         try:
             for attempt in retrying:
                 with attempt:
+                    # Once an attempt may have been applied, every later attempt looks first: the lost write can
+                    # land after an earlier look found nothing (e.g. while a 429 on the repeat is waited out).
                     if ambiguous and reconcile is not None:
                         found = reconcile()
                         if found is not None:
                             self.log.info("%s: earlier attempt had been applied; not repeated", op)
                             return found
-                    ambiguous = False
                     self._check_daily_budget(op)
                     self.pacer.acquire(self.pace_key, self.pace_settings)
                     self.calls[op] += 1
@@ -240,7 +241,7 @@ class ApiHook(HttpHook):
                     if failure is not None:
                         # Raised here, outside the `except` that caught the requests exception: that exception (its
                         # URL carries query values such as an email) must not ride along as `__context__`.
-                        ambiguous = is_write and maybe_sent
+                        ambiguous = ambiguous or (is_write and maybe_sent)
                         self._guard_ambiguous(op, ambiguous, idempotent, reconcile)
                         raise failure
                     self._note_budget(response)
@@ -248,7 +249,7 @@ class ApiHook(HttpHook):
                         error = self._error_for(response, op)
                         response.close()
                         if isinstance(error, errors.ServerError):
-                            ambiguous = is_write
+                            ambiguous = ambiguous or is_write
                             self._guard_ambiguous(op, ambiguous, idempotent, reconcile)
                         raise error
                     if stream:
