@@ -96,3 +96,31 @@ def test_deleted_field_is_recreated_and_every_synced_contact_rewritten(sync_env:
     env.crm.reset_stats()
     again = run(env.make_ctx(0), page_size=PAGE)
     assert env.crm_writes(0) == {} and "recreated" not in again.fields
+
+
+def test_a_heal_cut_short_is_finished_by_the_next_run(sync_env: SyncEnv) -> None:
+    """The rewrite after a re-created field is interrupted (the location's daily budget runs out part-way): the
+    field exists now, so nothing is created next time, yet the next run still finishes rewriting every contact."""
+    from cherry_sync.hooks.errors import DailyBudgetExhaustedError
+
+    env = sync_env
+    backfill_practice(env.make_ctx(0), scope="all", page_size=PAGE)
+    before = env.canonical(0)
+    deleted = "contact.cherry_account_balance"
+    field_id = next(f["id"] for f in env.crm_state(0)["customFields"] if f["fieldKey"] == deleted)
+    assert env.crm.client(0).delete(f"/locations/{env.location_id(0)}/customFields/{field_id}").status_code == 200
+    used = env.crm.stats()["by_key"][env.location_id(0)]["requests"]
+    env.crm.override_rate_limits(env.location_id(0), daily_limit=used + 12)
+
+    with pytest.raises(DailyBudgetExhaustedError):
+        refresh_practice(env.make_ctx(0), page_size=PAGE)
+    partly = env.canonical(0)
+    assert partly != before and any(deleted in c["custom"] for c in partly["contacts"])
+
+    env.crm.clear_rate_limit_override(env.location_id(0))
+    finished = refresh_practice(env.make_ctx(0), page_size=PAGE)
+    assert finished.fields["recreated"] == [] and finished.fields["contacts_rewritten"] > 0
+    assert env.canonical(0) == before
+    env.crm.reset_stats()
+    refresh_practice(env.make_ctx(0), page_size=PAGE)
+    assert env.crm_writes(0) == {}

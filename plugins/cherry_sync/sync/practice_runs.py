@@ -6,6 +6,8 @@ hold counts, reason codes and opaque ids only: they go to logs, the run ledger a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,7 @@ from cherry_sync.sync.patients import PatientSyncer, SyncCounts, rejection_of
 log = logging.getLogger(__name__)
 
 EVENTS_STREAM = "events"
+FIELDS_STREAM = "crm_fields"  # the CRM field ids the practice's contacts were last written against
 SCOPES = ("active", "all")
 
 
@@ -117,6 +120,12 @@ def load_payments(ctx: PracticeContext, summary: RunSummary, page_size: int = 50
         ctx.store.record_rejections(ctx.slug, rejections)
 
 
+def _fields_marker(location_id: str, field_ids: dict[str, str]) -> str:
+    """What the practice's contacts were written against: the location and a digest of its Cherry field ids."""
+    digest = hashlib.sha256(json.dumps(sorted(field_ids.items())).encode()).hexdigest()[:32]
+    return f"{location_id}:{digest}"
+
+
 def rewrite_after_recreated_fields(
     ctx: PracticeContext, fields: ProvisionResult, syncer: PatientSyncer, summary: RunSummary
 ) -> None:
@@ -124,26 +133,35 @@ def rewrite_after_recreated_fields(
     the values the deleted field held went with it. So every contact synced before is written again now (only the
     values that differ are sent), instead of waiting for each patient's next change in Cherry.
 
-    A field created on a location with no synced contact (the first provisioning) needs nothing.
+    The store remembers which field ids the contacts were written against (stream `crm_fields`), and moves it on
+    only after the rewrite finished: a run that dies part-way (or runs out of daily budget) leaves it behind, so
+    the next run rewrites again. A field created on a location with no synced contact (the first provisioning)
+    needs nothing; neither does a practice moved to another CRM location (that is not a deleted field).
     """
-    if not fields.created or summary.dry_run:
+    if summary.dry_run:
         return
+    location_id = ctx.crm.location_id
+    current = _fields_marker(location_id, fields.field_ids)
+    written_against = ctx.store.get_cursor(ctx.slug, FIELDS_STREAM)
+    if written_against == current:
+        return
+    same_location = written_against is None or written_against.split(":", 1)[0] == location_id
+    changed = bool(fields.created) or written_against is not None
     synced = [state.patient_id for state in ctx.store.iter_patient_states(ctx.slug) if state.crm_contact_id]
-    if not synced:
-        return
-    log.warning(
-        "practice %s: %d Cherry custom field(s) were missing in the CRM (deleted there?) and were re-created: %s; "
-        "rewriting the values of %d synced contact(s)",
-        ctx.slug,
-        len(fields.created),
-        ", ".join(fields.created),
-        len(synced),
-    )
-    ctx.store.clear_written_hashes(ctx.slug, synced)
-    counts = syncer.resync_stored(synced)
-    summary.fields["recreated"] = list(fields.created)
-    summary.fields["contacts_rewritten"] = counts.updated + counts.created
-    summary.fields["contacts_rewrite_rejected"] = counts.rejected
+    if synced and same_location and changed:
+        log.warning(
+            "practice %s: Cherry custom field(s) were missing in the CRM (deleted there?) and were re-created%s; "
+            "rewriting the values of %d synced contact(s)",
+            ctx.slug,
+            f": {', '.join(fields.created)}" if fields.created else " by an earlier run",
+            len(synced),
+        )
+        ctx.store.clear_written_hashes(ctx.slug, synced)
+        counts = syncer.resync_stored(synced)
+        summary.fields["recreated"] = list(fields.created)
+        summary.fields["contacts_rewritten"] = counts.updated + counts.created
+        summary.fields["contacts_rewrite_rejected"] = counts.rejected
+    ctx.store.set_cursor(ctx.slug, FIELDS_STREAM, current)
 
 
 def mark_event_feed_start(ctx: PracticeContext) -> None:
