@@ -151,7 +151,8 @@ def test_each_broken_practice_fails_alone_with_one_clear_error(failing_env: DagE
 
     result = run_dag(env, "cherry_backfill", scope="all")
 
-    # The run itself ends as its last task (`summarize`, trigger rule all_done) does; the practices are per task.
+    # A failed practice fails the run (the DAG's failure watcher); `summarize` still reports every practice.
+    assert result.state == "failed"
     provision, sync = result.states("provision_custom_fields"), result.states("sync_patients")
     assert (provision[BAD_CRM], sync[BAD_CRM]) == ("failed", "upstream_failed")
     assert (provision[BAD_KEY], sync[BAD_KEY]) == ("success", "failed")
@@ -208,7 +209,7 @@ def test_each_broken_practice_fails_alone_with_one_clear_error(failing_env: DagE
     env.crm.clear_rate_limit_override(env.crm.locations[BUDGET].id)
     healthy_contacts = env.crm.location_state(env.crm.locations[HEALTHY].id, lists=False)["counts"]["contacts"]
     again = run_dag(env, "cherry_backfill", scope="all", practices=[PRACTICES[BUDGET]])
-    assert again.states("sync_patients") == {0: "success"}, again.output[-3000:]
+    assert again.state == "success" and again.states("sync_patients") == {0: "success"}, again.output[-3000:]
     contacts = env.crm.location_state(env.crm.locations[BUDGET].id)["contacts"]
     assert len(contacts) == synced_contacts(env, BUDGET) and not duplicates_by_contact_point(contacts)
     assert healthy_contacts == states[HEALTHY]["contacts"]
