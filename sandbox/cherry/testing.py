@@ -170,6 +170,10 @@ class CherrySandbox:
         body = {k: v for k, v in (("activated", activated), ("revoked", revoked)) if v is not None}
         return self.admin("PUT", f"/keys/{api_key}", json=body)
 
+    def fired_faults(self) -> dict[str, int]:
+        """How many of each fault the sandbox has injected since it started (GET /_sandbox/faults)."""
+        return self.admin("GET", "/faults")["fired"]
+
     def set_faults(self, **settings: Any) -> dict:
         """PUT /_sandbox/faults (see sandbox.common.faults.FaultSettings); no arguments clears them."""
         return self.admin("PUT", "/faults", json=settings)

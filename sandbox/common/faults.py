@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,6 +59,7 @@ class FaultInjector:
 
     def __init__(self, settings: FaultSettings | None = None) -> None:
         self._lock = threading.Lock()
+        self._fired: Counter[str] = Counter()  # every fault handed out since start, across re-configurations
         self.configure(settings or FaultSettings())
 
     def configure(self, settings: FaultSettings) -> None:
@@ -70,35 +72,44 @@ class FaultInjector:
         with self._lock:
             data = self.settings.model_dump(mode="json")
             data["script_remaining"] = [f.value for f in self._script]
+            data["fired"] = dict(self._fired)
             return data
 
     def pick(self, method: str, path: str) -> Fault | None:
+        """The fault for this request, if any (counted in `snapshot()["fired"]`)."""
         with self._lock:
-            s = self.settings
-            if not s.applies_to(method, path):
-                return None
-            is_write = method.upper() in WRITE_METHODS
-            while self._script:
-                fault = self._script.pop(0)
-                if fault is Fault.WRITE_THEN_500 and not is_write:
-                    # A scripted write fault waits for the next write rather than being lost on a read.
-                    self._script.insert(0, fault)
-                    break
-                return fault
-            roll = self._rng.random()
-            for share, fault in (
-                (s.rate_limited_share, Fault.RATE_LIMITED),
-                (s.rate_limited_no_retry_after_share, Fault.RATE_LIMITED_NO_RETRY_AFTER),
-                (s.server_error_share, None),  # resolved below to one of the 5xx codes
-                (s.hang_share, Fault.HANG),
-                (s.write_then_500_share if is_write else 0.0, Fault.WRITE_THEN_500),
-            ):
-                if roll < share:
-                    if fault is None:
-                        return self._rng.choice([Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE])
-                    return fault
-                roll -= share
+            fault = self._choose(method, path)
+            if fault is not None:
+                self._fired[fault.value] += 1
+            return fault
+
+    def _choose(self, method: str, path: str) -> Fault | None:
+        # Called with the lock held.
+        s = self.settings
+        if not s.applies_to(method, path):
             return None
+        is_write = method.upper() in WRITE_METHODS
+        while self._script:
+            fault = self._script.pop(0)
+            if fault is Fault.WRITE_THEN_500 and not is_write:
+                # A scripted write fault waits for the next write rather than being lost on a read.
+                self._script.insert(0, fault)
+                break
+            return fault
+        roll = self._rng.random()
+        for share, fault in (
+            (s.rate_limited_share, Fault.RATE_LIMITED),
+            (s.rate_limited_no_retry_after_share, Fault.RATE_LIMITED_NO_RETRY_AFTER),
+            (s.server_error_share, None),  # resolved below to one of the 5xx codes
+            (s.hang_share, Fault.HANG),
+            (s.write_then_500_share if is_write else 0.0, Fault.WRITE_THEN_500),
+        ):
+            if roll < share:
+                if fault is None:
+                    return self._rng.choice([Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE])
+                return fault
+            roll -= share
+        return None
 
     @property
     def latency_seconds(self) -> float:

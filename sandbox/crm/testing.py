@@ -172,6 +172,10 @@ class CrmSandbox:
         """FaultSettings fields, e.g. set_faults(script=["write_then_500"]) or set_faults(latency_ms=50)."""
         return self._admin("PUT", "/faults", json=settings)
 
+    def fired_faults(self) -> dict[str, int]:
+        """How many of each fault the sandbox has injected since it started (GET /_sandbox/faults)."""
+        return self._admin("GET", "/faults")["fired"]
+
     def clear_faults(self) -> dict:
         return self._admin("PUT", "/faults", json={})
 

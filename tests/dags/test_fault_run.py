@@ -7,8 +7,8 @@ feed), then `cherry_refresh`, `cherry_smart_list` and `cherry_media_import`. The
 all its faults switched on together for the whole pipeline: 429s with and without Retry-After (a storm of six in
 a row first, then scattered), 500/502/503, hangs past the hooks' read timeout (the connections' `read_timeout` is
 short, so a hang costs about a second), writes applied and then answered 500. Malformed Cherry records are
-injected into both pairs the same way. (The sandboxes count no faults themselves: `FaultCounter` wraps each
-injector's `pick` to count what it hands out, without changing a decision.)
+injected into both pairs the same way. Each sandbox counts the faults it injected (`GET /_sandbox/faults`,
+`fired`).
 
 Note: the sandboxes' hang does not emulate a write landing late. A hung write is dropped when the client gives up
 (the request body is never read), so the "answer lost, write lands later" case is covered by `write_then_500` only.
@@ -110,21 +110,6 @@ MALFORMED = {
     "impossible_date": None,
 }
 SERVER_ERRORS = {Fault.SERVER_ERROR.value, Fault.BAD_GATEWAY.value, Fault.UNAVAILABLE.value}
-
-
-class FaultCounter:
-    """Counts the faults a sandbox's injector hands out (observation only: its decisions are unchanged)."""
-
-    def __init__(self, injector) -> None:
-        self.counts: Counter[str] = Counter()
-        self._pick = injector.pick
-        injector.pick = self
-
-    def __call__(self, method: str, path: str):
-        fault = self._pick(method, path)
-        if fault is not None:
-            self.counts[fault.value] += 1
-        return fault
 
 
 def _env(root: Path, airflow_home: Path, cherry_factory, crm_factory) -> DagEnv:
@@ -236,8 +221,6 @@ def test_pipeline_under_every_fault_at_once_ends_where_the_fault_free_run_does(
     late_patient = candidates[len(MALFORMED)]["id"]
     baseline, late_payment = _pipeline(clean, targets, late_patient)
 
-    crm_faults = FaultCounter(faulty.crm.app.state.controls.faults)
-    cherry_faults = FaultCounter(faulty.cherry.app.state.controls.faults)
     faulty.crm.set_faults(**CRM_FAULTS)
     faulty.cherry.set_faults(**CHERRY_FAULTS)
     try:
@@ -247,15 +230,16 @@ def test_pipeline_under_every_fault_at_once_ends_where_the_fault_free_run_does(
         faulty.cherry.set_faults()
     assert faulty_late_payment == late_payment
     faulted_seconds = sum(r.seconds for r in runs)
+    crm_fired, cherry_fired = faulty.crm.fired_faults(), faulty.cherry.fired_faults()
 
-    print(f"faults fired: CRM {dict(crm_faults.counts)}, Cherry {dict(cherry_faults.counts)}")  # noqa: T201
+    print(f"faults fired: CRM {dict(crm_fired)}, Cherry {dict(cherry_fired)}")  # noqa: T201
     # Every fault type fired.
-    assert crm_faults.counts.keys() & SERVER_ERRORS, crm_faults.counts
+    assert crm_fired.keys() & SERVER_ERRORS, crm_fired
     for fault in (Fault.RATE_LIMITED, Fault.RATE_LIMITED_NO_RETRY_AFTER, Fault.HANG, Fault.WRITE_THEN_500):
-        assert crm_faults.counts[fault.value] >= 1, (fault, crm_faults.counts)
-    assert cherry_faults.counts.keys() & SERVER_ERRORS, cherry_faults.counts
+        assert crm_fired.get(fault.value, 0) >= 1, (fault, crm_fired)
+    assert cherry_fired.keys() & SERVER_ERRORS, cherry_fired
     for fault in (Fault.RATE_LIMITED, Fault.RATE_LIMITED_NO_RETRY_AFTER, Fault.HANG):
-        assert cherry_faults.counts[fault.value] >= 1, (fault, cherry_faults.counts)
+        assert cherry_fired.get(fault.value, 0) >= 1, (fault, cherry_fired)
 
     # Every task succeeded; Airflow retries (the scheduler's behaviour) are reported.
     for result in (*baseline, *runs):
@@ -315,6 +299,6 @@ def test_pipeline_under_every_fault_at_once_ends_where_the_fault_free_run_does(
     assert faulty.crm_writes() == writes
 
     print(  # noqa: T201 - the numbers a reader of the test report wants
-        f"fault run: CRM faults {dict(crm_faults.counts)}, Cherry faults {dict(cherry_faults.counts)}, "
+        f"fault run: CRM faults {dict(crm_fired)}, Cherry faults {dict(cherry_fired)}, "
         f"Airflow retries {retried}, faulted pipeline {faulted_seconds:.0f}s, test {time.monotonic() - started:.0f}s"
     )

@@ -152,3 +152,13 @@ def test_stats_per_endpoint_and_location(crm_sandbox):
     assert stats["by_key"][loc0]["max_in_window"] == 3
     assert stats["by_key"][loc1]["endpoints"] == {"GET /locations/{locationId}": 1}
     assert crm_sandbox.reset_stats()["total"] == 0
+
+
+def test_injected_faults_are_counted_across_reconfigurations(crm_sandbox):
+    crm_sandbox.set_faults(script=["500", "429"])
+    client = crm_sandbox.client()
+    assert client.get(f"/locations/{crm_sandbox.location().id}").status_code == 500
+    assert client.get(f"/locations/{crm_sandbox.location().id}").status_code == 429
+    crm_sandbox.set_faults(script=["hang"], hang_seconds=0)
+    client.get(f"/locations/{crm_sandbox.location().id}")
+    assert crm_sandbox.fired_faults() == {"500": 1, "429": 1, "hang": 1}
