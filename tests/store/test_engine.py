@@ -150,3 +150,25 @@ def test_timestamps_round_trip_as_utc_and_naive_ones_are_refused(store):
     assert created.utcoffset().total_seconds() == 0
     with pytest.raises(Exception, match="timezone-aware"), store.engine.begin() as conn:
         conn.execute(insert(practices).values({**row, "slug": "other", "created_at": datetime(2026, 3, 1)}))
+
+
+def test_first_connection_waits_for_a_locked_file_to_switch_it_to_wal(tmp_path):
+    # SQLite answers "database is locked" at once (busy_timeout is not consulted) when another process holds the
+    # file while this one switches it to WAL: two first-time migrations at one instant used to fail that way.
+    import sqlite3
+    import threading
+
+    path = tmp_path / "store.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        engine = engine_from_url(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        release.join()
+        holder.close()

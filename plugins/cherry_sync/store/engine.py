@@ -124,7 +124,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         if on_disk:
             # WAL lets readers go on while a writer commits; NORMAL sync is safe with WAL.
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
@@ -135,6 +135,29 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _ensure_wal(cursor) -> None:
+    """Switch a SQLite file to WAL once (the mode is stored in the file).
+
+    Switching needs an exclusive lock, and SQLite answers "database is locked" at once rather than waiting out
+    busy_timeout when another process holds the file (two first-time migrations at the same instant): retry for
+    as long as busy_timeout would have waited. A file already in WAL mode needs no lock and no retry.
+    """
+    import sqlite3
+
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    for attempt in Retrying(
+        retry=retry_if_exception(lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)),
+        stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_MS / 1000),
+        wait=wait_random(0.01, 0.1),
+        reraise=True,
+    ):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode = WAL")
 
 
 def url_from_connection(conn: Any) -> URL:
