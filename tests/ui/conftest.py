@@ -3,10 +3,9 @@
 `airflow_ui` (module scope) starts the sandboxes on loopback (`start_sandboxes`), Airflow's metadata DB and the
 sync store on SQLite under a temporary folder, the api-server on a free loopback port with the simple auth
 manager's user admin / admin (a passwords file, as scripts/demo.py writes it), then waits until the
-api-server answers and the DAGs are parsed. Two settings `make airflow` leaves at their defaults are set here:
-the metadata DB is prepared with `migrate_metadata` (which creates the DAGs' pools) and the execution API URL
-follows the api-server's port (tasks report to it; the default is port 8080). `browser` is a Selenium session on Debian's `chromium` through
-Debian's `chromedriver`. Without them the tests skip with the reason, except under CI=true, where they fail.
+api-server answers and the DAGs are parsed. As in `make airflow`, the metadata DB is prepared with
+`migrate_metadata` (which creates the DAGs' pools) and the execution API URL follows the api-server's port
+(tasks report to it). `browser` is a Selenium session on Debian's `chromium` through Debian's `chromedriver`. Without them the tests skip with the reason, except under CI=true, where they fail.
 """
 
 from __future__ import annotations
