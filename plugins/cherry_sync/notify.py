@@ -86,7 +86,7 @@ class OperatorsFailureNotifier(BaseNotifier):
         from airflow.sdk import BaseHook
         from airflow.sdk.exceptions import AirflowNotFoundException
 
-        from cherry_sync.reports.render import _environment, templates_dir
+        from cherry_sync.reports.render import template_environment
         from cherry_sync.reports.send import ReportSendError, SmtpConfigError, send_message, smtp_sender
 
         summary = failure_summary(context)
@@ -106,7 +106,7 @@ class OperatorsFailureNotifier(BaseNotifier):
             )
             return
 
-        env = _environment(str(templates_dir()))
+        env = template_environment()
         msg = EmailMessage(policy=policy.SMTP)
         msg["Subject"] = f"[Cherry Sync] {summary['dag_id']}: {summary['task_id']} failed" + (
             f" for {summary['practice']}" if summary["practice"] else ""

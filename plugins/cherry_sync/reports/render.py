@@ -73,6 +73,11 @@ def _environment(folder: str) -> Environment:
     return env
 
 
+def template_environment() -> Environment:
+    """The Jinja2 environment over the templates folder (`include/templates/`, or $CHERRY_SYNC_TEMPLATES)."""
+    return _environment(str(templates_dir()))
+
+
 @lru_cache(maxsize=1)
 def _inliner() -> css_inline.CSSInliner:
     # keep_at_rules: @media (phone layout) has no inline form, so it stays in a <style> in the head.
