@@ -462,10 +462,10 @@ def _move_crm(store, slug: str, patients: dict[str, Patient], share: float, rng:
 
 
 def _writes_and_reads(crm) -> tuple[int, int]:
+    from sandbox.common.stats import crm_writes
+
     endpoints = crm.stats()["endpoints"]
-    writes = sum(
-        n for ep, n in endpoints.items() if ep.split()[0] in ("POST", "PUT", "DELETE") and "/contacts/search" not in ep
-    )
+    writes = crm_writes(endpoints)
     reads = sum(n for ep, n in endpoints.items() if ep.split()[0] == "GET" or "/contacts/search" in ep)
     return writes, reads
 

@@ -24,6 +24,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 
+from sandbox.common.stats import crm_writes  # noqa: E402
 from scripts.local_env import (  # noqa: E402
     airflow,
     airflow_env,
@@ -147,11 +148,7 @@ class Demo:
 
     def crm_writes(self) -> int:
         stats = requests.get(f"{self.sandboxes.crm_url}/_sandbox/stats", timeout=10).json()
-        return sum(
-            n
-            for ep, n in stats["endpoints"].items()
-            if ep.split()[0] in ("POST", "PUT", "DELETE") and not ep.startswith("POST /contacts/search")
-        )
+        return crm_writes(stats["endpoints"])
 
     def dag(self, dag_id: str, title: str, **conf) -> None:
         _step(title)

@@ -10,6 +10,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Mapping
+
+
+def is_crm_write(endpoint: str) -> bool:
+    """A counted endpoint ("POST /contacts/upsert") that writes; the CRM's POST /contacts/search only reads."""
+    return endpoint.split()[0] in ("POST", "PUT", "DELETE") and "/contacts/search" not in endpoint
+
+
+def crm_writes(endpoints: Mapping[str, int]) -> int:
+    """Writing requests among a stats snapshot's `endpoints` counts (whole sandbox, or one `by_key` entry)."""
+    return sum(n for endpoint, n in endpoints.items() if is_crm_write(endpoint))
 
 
 class RequestStats:

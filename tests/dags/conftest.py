@@ -17,6 +17,7 @@ import requests
 import yaml
 
 from sandbox.cherry.testing import CherrySandbox
+from sandbox.common.stats import crm_writes
 from sandbox.crm.testing import CrmSandbox
 from scripts.local_env import REPO, airflow, airflow_env, connection_env, migrate_metadata
 
@@ -77,11 +78,7 @@ class DagEnv:
     def crm_writes(self, location_id: str | None = None) -> int:
         stats = requests.get(f"{self.crm.base_url}/_sandbox/stats", timeout=10).json()
         endpoints = stats["by_key"].get(location_id, {}).get("endpoints", {}) if location_id else stats["endpoints"]
-        return sum(
-            n
-            for ep, n in endpoints.items()
-            if ep.split()[0] in ("POST", "PUT", "DELETE") and "/contacts/search" not in ep
-        )
+        return crm_writes(endpoints)
 
     def crm_requests(self, location_id: str) -> int:
         stats = requests.get(f"{self.crm.base_url}/_sandbox/stats", timeout=10).json()

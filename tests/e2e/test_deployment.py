@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, text
 
 from cherry_sync.notify import NOTIFICATION_HEADER
 from cherry_sync.reports.send import REPORT_HEADER
+from sandbox.common.stats import crm_writes
 from tests.e2e.conftest import OPS_EMAIL, Deployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.airflow, pytest.mark.timeout(1500)]
@@ -93,11 +94,7 @@ def _identity(contact: dict) -> tuple:
 
 def _crm_writes(deployment: Deployment, slug: str) -> int:
     stats = deployment.crm.stats()["by_key"].get(deployment.location_id(slug), {})
-    return sum(
-        n
-        for endpoint, n in stats.get("endpoints", {}).items()
-        if endpoint.split()[0] in ("POST", "PUT", "DELETE") and "/contacts/search" not in endpoint
-    )
+    return crm_writes(stats.get("endpoints", {}))
 
 
 def test_deployment_is_up_and_parses_every_dag(deployment: Deployment):

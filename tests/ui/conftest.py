@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import requests
 
+from sandbox.common.stats import crm_writes
 from scripts.local_env import (
     PYTHON,
     REPO,
@@ -96,11 +97,7 @@ class AirflowUI:
     def crm_writes(self) -> int:
         """Writing requests the CRM sandbox received (creates, updates, deletes; searches are reads)."""
         stats = requests.get(f"{self.sandboxes.crm_url}/_sandbox/stats", timeout=10).json()
-        return sum(
-            n
-            for endpoint, n in stats["endpoints"].items()
-            if endpoint.split()[0] in ("POST", "PUT", "DELETE") and "/contacts/search" not in endpoint
-        )
+        return crm_writes(stats["endpoints"])
 
     def log_tail(self, chars: int = 6000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]

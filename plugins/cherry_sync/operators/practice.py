@@ -78,18 +78,20 @@ class PracticeOperator(BaseOperator):
             raise AirflowSkipException(f"practice {slug} deferred: daily CRM request budget exhausted") from None
         except (errors.AuthError, errors.ForbiddenError) as exc:
             self._finish(ctx, ledger_id, "failed", None, _failure_details(exc))
-            log.error("practice %s: %s", slug, errors.describe(exc))
+            cause = errors.describe(exc)
+            log.error("practice %s: %s", slug, cause)
             raise AirflowFailException(
-                f"practice {slug}: {errors.describe(exc)}. Not retried: fix the connection, then re-run."
+                f"practice {slug}: {cause}. Not retried: fix the connection, then re-run."
             ) from None
         except (FieldConflictError, PipelineNotFoundError) as exc:
             self._finish(ctx, ledger_id, "failed", None, {"reason": exc.reason_code})
             raise AirflowFailException(f"practice {slug}: {exc}") from None
         except errors.ApiError as exc:
             self._finish(ctx, ledger_id, "failed", None, _failure_details(exc))
-            log.error("practice %s: %s", slug, errors.describe(exc))
+            cause = errors.describe(exc)
+            log.error("practice %s: %s", slug, cause)
             # Re-raised without the chained cause: requests' own messages can contain URLs with query values.
-            raise RuntimeError(f"practice {slug}: {errors.describe(exc)}") from None
+            raise RuntimeError(f"practice {slug}: {cause}") from None
         except Exception as exc:
             self._finish(ctx, ledger_id, "failed", None, {"reason": type(exc).__name__})
             raise
