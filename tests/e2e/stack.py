@@ -116,11 +116,13 @@ class Component:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
-    def descendants(self) -> int:
+    def runs_process(self, pid: int) -> bool:
+        """Whether `pid` is this component or one of the processes it started."""
         try:
-            return len(psutil.Process(self.process.pid).children(recursive=True))
+            tree = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.NoSuchProcess:
-            return 0
+            return False
+        return pid == self.process.pid or any(p.pid == pid for p in tree)
 
 
 @dataclass

@@ -213,8 +213,10 @@ def test_worker_killed_mid_backfill_recovers_with_identical_crm_state(deployment
     while len(_contacts(deployment, KILLED)) < 6:
         assert time.monotonic() < deadline, "the backfill never started writing"
         time.sleep(0.5)
+    # The worker that runs the task: the one whose process tree holds the task instance's pid.
+    sync = next(t for t in client.task_instances("cherry_backfill", run_id) if t["task_id"].endswith("sync_patients"))
     workers = [c for c in deployment.stack.components.values() if c.name.startswith("worker") and c.alive()]
-    busy = max(workers, key=lambda c: c.descendants())  # the one whose pool process runs the task
+    [busy] = [c for c in workers if sync["pid"] and c.runs_process(sync["pid"])]
     written_at_kill = len(_contacts(deployment, KILLED))
     busy.kill_hard()
     assert written_at_kill < planned.created, "the backfill finished before the kill: nothing was proven"
