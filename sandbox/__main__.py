@@ -39,7 +39,10 @@ def describe(cherry_app, cherry_url: str, crm_app, crm_url: str) -> dict:
         practices.append(
             {"id": book.practice.id, "name": book.practice.name, "timezone": book.practice.timezone, "api_key": key}
         )
-    locations = [{"id": loc.id, "name": loc.name, "token": loc.token} for loc in crm_app.state.crm.locations.values()]
+    locations = [
+        {"id": loc.id, "name": loc.name, "token": loc.token, "timezone": loc.timezone}
+        for loc in crm_app.state.crm.locations.values()
+    ]
     return {
         "cherry": {"base_url": cherry_url, "practices": practices},
         "crm": {"base_url": crm_url, "locations": locations},

@@ -94,6 +94,7 @@ def post_advance(request: Request, body: AdvanceRequest) -> dict:
 def reset(request: Request) -> dict:
     """Throw away every change and start again from the seed (same config)."""
     old = _state(request)
+    old.webhooks.stop()  # subscriptions go with the data they followed
     request.app.state.cherry = CherryState(old.config)
     return {"now": request.app.state.cherry.now()}
 
@@ -116,8 +117,9 @@ def dump_patients_alias(request: Request, practice_id: str) -> list[dict]:
 def dump_payments(request: Request, practice_id: str) -> list[dict]:
     state = _state(request)
     with state.lock:
-        return [p.to_json() | {"_id": p.id, "_settled_at": p.settled_at}
-                for p in state.book(practice_id).payments.values()]
+        return [
+            p.to_json() | {"_id": p.id, "_settled_at": p.settled_at} for p in state.book(practice_id).payments.values()
+        ]
 
 
 @router.get("/practices/{practice_id}/applications")
@@ -133,5 +135,3 @@ def dump_plans(request: Request, practice_id: str) -> list[dict]:
     state = _state(request)
     with state.lock:
         return [{"term_months": p.term_months, "apr": f"{p.apr:.2f}"} for p in state.book(practice_id).practice.plans]
-
-

@@ -73,8 +73,9 @@ def add_asset(request: Request, body: NewAsset) -> dict:
     state = _state(request)
     custom = _decode(body.content_base64)
     with state.lock:
-        return state.assets.add(body.category, body.name, KIND_BY_TYPE[body.content_type], state.tick(),
-                                custom).to_json()
+        return state.assets.add(
+            body.category, body.name, KIND_BY_TYPE[body.content_type], state.tick(), custom
+        ).to_json()
 
 
 @router.put("/assets/{asset_id}/content")

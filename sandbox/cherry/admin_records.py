@@ -117,8 +117,13 @@ def corrupt(request: Request, body: Corruption) -> dict:
         find = state.find_patient_book if body.object_type == "patient" else state.find_payment_book
         book = find(body.id)
         version = corrupt_record(book, body.object_type, body.id, body.kind, state.tick(), state.runtime_rng)
-        return {"practice_id": book.practice.id, "object_type": body.object_type, "id": body.id,
-                "kind": body.kind.value, "updated_at": version.updated_at}
+        return {
+            "practice_id": book.practice.id,
+            "object_type": body.object_type,
+            "id": body.id,
+            "kind": body.kind.value,
+            "updated_at": version.updated_at,
+        }
 
 
 @router.delete("/malformed/{record_id}")
@@ -130,6 +135,10 @@ def repair(request: Request, record_id: str) -> dict:
             if record_id in book.malformed:
                 object_type = book.malformed[record_id][0]
                 version = repair_record(book, object_type, record_id, state.tick())
-                return {"practice_id": book.practice.id, "object_type": object_type, "id": record_id,
-                        "updated_at": version.updated_at}
+                return {
+                    "practice_id": book.practice.id,
+                    "object_type": object_type,
+                    "id": record_id,
+                    "updated_at": version.updated_at,
+                }
     raise not_found("malformed record")

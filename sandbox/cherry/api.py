@@ -67,8 +67,9 @@ def _since(updated_since: str | None) -> str | None:
 
 def _page(state, book, index, kind, cursor, limit, updated_since, keep=None) -> JSONResponse:
     with state.lock:
-        records, last_seq, has_more = index.page(_position(state, cursor, kind, book), limit, _since(updated_since),
-                                                 keep)
+        records, last_seq, has_more = index.page(
+            _position(state, cursor, kind, book), limit, _since(updated_since), keep
+        )
         data = [record.to_json() for record in records]
         next_cursor = state.codec.encode(kind, book.practice.id, last_seq) if has_more else None
     return JSONResponse({"data": data, "next_cursor": next_cursor, "has_more": has_more})
@@ -134,9 +135,7 @@ def get_payment(request: Request, book: Book, payment_id: str) -> JSONResponse:
 
 
 @router.get("/events")
-def list_events(
-    request: Request, book: Book, limit: Limit = DEFAULT_LIMIT, cursor: str | None = None
-) -> JSONResponse:
+def list_events(request: Request, book: Book, limit: Limit = DEFAULT_LIMIT, cursor: str | None = None) -> JSONResponse:
     state = state_of(request)
     with state.lock:
         start = _position(state, cursor, "events", book)

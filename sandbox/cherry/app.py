@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-from sandbox.cherry import admin, admin_assets, admin_records, api
+from sandbox.cherry import admin, admin_assets, admin_records, admin_webhooks, api
 from sandbox.cherry.config import CherrySandboxConfig
 from sandbox.cherry.contract import load_contract
 from sandbox.cherry.errors import install_error_handlers, middleware_error
@@ -43,6 +43,7 @@ def create_app(config: CherrySandboxConfig | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(admin_records.router)
     app.include_router(admin_assets.router)
+    app.include_router(admin_webhooks.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -25,19 +25,67 @@ CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "pdf": "application/p
 KIND_BY_TYPE = {v: k for k, v in CONTENT_TYPES.items()}
 FORMATS = (("Post", "png"), ("Photo", "jpeg"), ("Flyer", "pdf"))
 THEMES = {
-    "Seasonal": ("Spring Refresh", "Summer Glow", "Fall Skin Reset", "Winter Hydration", "Back to School Smile",
-                 "Wedding Season", "Sun Damage Repair", "New Season New Skin"),
-    "Holiday": ("Valentine's Day", "Mother's Day", "Father's Day", "Black Friday", "Cyber Monday",
-                "Holiday Gift Cards", "New Year New You", "Galentine's Night"),
-    "Promotions": ("0% APR for 6 Months", "Botox Special", "Filler Financing", "Laser Package",
-                   "Body Contouring", "Buy Now Pay Later", "Membership Perks", "Refer a Friend"),
-    "Social": ("Apply in 60 Seconds", "Instagram Story", "Before and After", "Meet the Team",
-               "Patient Testimonial", "Monthly Payments Explained", "No Hard Credit Check", "Tag a Friend"),
-    "Email": ("Welcome Header", "Approval Reminder", "Balance Available", "Approval Expiring Soon",
-              "Treatment Follow-up", "Newsletter Banner", "Birthday Offer", "Win-back Offer"),
+    "Seasonal": (
+        "Spring Refresh",
+        "Summer Glow",
+        "Fall Skin Reset",
+        "Winter Hydration",
+        "Back to School Smile",
+        "Wedding Season",
+        "Sun Damage Repair",
+        "New Season New Skin",
+    ),
+    "Holiday": (
+        "Valentine's Day",
+        "Mother's Day",
+        "Father's Day",
+        "Black Friday",
+        "Cyber Monday",
+        "Holiday Gift Cards",
+        "New Year New You",
+        "Galentine's Night",
+    ),
+    "Promotions": (
+        "0% APR for 6 Months",
+        "Botox Special",
+        "Filler Financing",
+        "Laser Package",
+        "Body Contouring",
+        "Buy Now Pay Later",
+        "Membership Perks",
+        "Refer a Friend",
+    ),
+    "Social": (
+        "Apply in 60 Seconds",
+        "Instagram Story",
+        "Before and After",
+        "Meet the Team",
+        "Patient Testimonial",
+        "Monthly Payments Explained",
+        "No Hard Credit Check",
+        "Tag a Friend",
+    ),
+    "Email": (
+        "Welcome Header",
+        "Approval Reminder",
+        "Balance Available",
+        "Approval Expiring Soon",
+        "Treatment Follow-up",
+        "Newsletter Banner",
+        "Birthday Offer",
+        "Win-back Offer",
+    ),
 }
-PALETTE = ((183, 28, 60), (236, 112, 99), (250, 219, 216), (44, 62, 80), (142, 68, 173), (22, 160, 133),
-           (241, 196, 15), (52, 152, 219))
+PALETTE = (
+    (183, 28, 60),
+    (236, 112, 99),
+    (250, 219, 216),
+    (44, 62, 80),
+    (142, 68, 173),
+    (22, 160, 133),
+    (241, 196, 15),
+    (52, 152, 219),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,17 +216,21 @@ class AssetLibrary:
         return record
 
     def add(self, category: str, name: str, kind: str, updated_at: str, custom: bytes | None) -> AssetRecord:
-        return self._write(AssetRecord(self.ids("ast"), category, name, kind, 1, updated_at, f"{category}|{name}",
-                                       custom))
+        return self._write(
+            AssetRecord(self.ids("ast"), category, name, kind, 1, updated_at, f"{category}|{name}", custom)
+        )
 
-    def change_content(self, record: AssetRecord, updated_at: str, custom: bytes | None,
-                       kind: str | None) -> AssetRecord:
-        return self._write(replace(record, variant=record.variant + 1, updated_at=updated_at, custom=custom,
-                                   kind=kind or record.kind))
+    def change_content(
+        self, record: AssetRecord, updated_at: str, custom: bytes | None, kind: str | None
+    ) -> AssetRecord:
+        return self._write(
+            replace(record, variant=record.variant + 1, updated_at=updated_at, custom=custom, kind=kind or record.kind)
+        )
 
     def rename(self, record: AssetRecord, updated_at: str, name: str | None, category: str | None) -> AssetRecord:
-        return self._write(replace(record, name=name or record.name, category=category or record.category,
-                                   updated_at=updated_at))
+        return self._write(
+            replace(record, name=name or record.name, category=category or record.category, updated_at=updated_at)
+        )
 
     def remove(self, asset_id: str) -> None:
         self.index.remove(asset_id)

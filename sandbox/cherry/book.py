@@ -7,6 +7,7 @@ two apart lets `/_sandbox/advance` deliver events late or twice, as the real fee
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from sandbox.cherry.lifecycle import PatientLife
@@ -33,6 +34,8 @@ class PracticeBook:
         self.invoice_counter = 0
         self.people: PeopleFactory | None = None  # keeps phones/e-mails unique for patients added later
         self.expiries: list[tuple[int, str]] = []  # heap of (approval expiry, patient id) for ACTIVE patients
+        # Wall-clock time each event was emitted at run time (not seeded ones): latency benchmarks start here.
+        self.emitted_wall: dict[str, float] = {}
 
     # -- writes ------------------------------------------------------------------------------------
     def write_patient(self, version: PatientVersion) -> None:
@@ -52,6 +55,7 @@ class PracticeBook:
             patient_id = ref.patient_id
         event = Event(self.ids("evt", 96), event_type, occurred_at, patient_id, ref)
         self.events.append(event)
+        self.emitted_wall[event.id] = time.time()
         return event
 
     def redeliver(self, event: Event) -> None:

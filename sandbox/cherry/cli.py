@@ -43,8 +43,9 @@ def _get(args: argparse.Namespace, prefix: str, name: str):
 
 def config_from_args(args: argparse.Namespace, prefix: str = "") -> CherrySandboxConfig:
     """Build the sandbox config from flags added by `add_arguments` with the same prefix."""
-    limits = cherry_rate_limits(_get(args, prefix, "rate-limit"), _get(args, prefix, "rate-window"),
-                                _get(args, prefix, "daily-limit"))
+    limits = cherry_rate_limits(
+        _get(args, prefix, "rate-limit"), _get(args, prefix, "rate-window"), _get(args, prefix, "daily-limit")
+    )
     limits.enabled = not _get(args, prefix, "no-rate-limit")
     values = {
         "seed": _get(args, prefix, "seed"),

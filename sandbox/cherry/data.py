@@ -39,8 +39,14 @@ STATUSES = tuple(s for s, _ in STATUS_WEIGHTS)
 STATUS_CUM_WEIGHTS = tuple(accumulate(w for _, w in STATUS_WEIGHTS))
 PURCHASE_COUNT_CUM_WEIGHTS = tuple(accumulate((35, 40, 18, 7)))  # 0, 1, 2 or 3 purchases per approval
 TERM_WEIGHTS = {3: 8, 6: 30, 12: 34, 18: 10, 24: 10, 36: 4, 48: 2, 60: 2}
-APPROVAL_BANDS = ((0.05, 200, 500), (0.45, 500, 3000), (0.75, 3000, 7500), (0.93, 7500, 15000),
-                  (0.99, 15000, 35000), (1.01, 35000, 50000))  # (cumulative share, low $, high $)
+APPROVAL_BANDS = (
+    (0.05, 200, 500),
+    (0.45, 500, 3000),
+    (0.75, 3000, 7500),
+    (0.93, 7500, 15000),
+    (0.99, 15000, 35000),
+    (1.01, 35000, 50000),
+)  # (cumulative share, low $, high $)
 REGULAR_APRS = ("9.99", "12.99", "14.99", "17.99", "19.99", "22.99", "24.99", "26.99", "29.99", "32.99", "35.99")
 
 
@@ -137,12 +143,24 @@ def new_life(rng: random.Random, practice: Practice, person: Identity, patient_i
     """A patient who has just completed an application (PENDING_REVIEW until decided)."""
     return PatientLife(
         PatientVersion(
-            id=patient_id, practice_id=practice.id, first_name=person.first_name, last_name=person.last_name,
-            date_of_birth=person.date_of_birth, phone=person.phone, email=person.email,
-            location_id=rng.choice(practice.locations).id, account_status="PENDING_REVIEW", approval_amount=None,
-            balance_available=None, balance_status=None, application_completed_at=stamp(created),
-            approval_expires_at=None, increase_eligible=False, extension_eligible=False,
-            created_at=stamp(created), updated_at=stamp(created),
+            id=patient_id,
+            practice_id=practice.id,
+            first_name=person.first_name,
+            last_name=person.last_name,
+            date_of_birth=person.date_of_birth,
+            phone=person.phone,
+            email=person.email,
+            location_id=rng.choice(practice.locations).id,
+            account_status="PENDING_REVIEW",
+            approval_amount=None,
+            balance_available=None,
+            balance_status=None,
+            application_completed_at=stamp(created),
+            approval_expires_at=None,
+            increase_eligible=False,
+            extension_eligible=False,
+            created_at=stamp(created),
+            updated_at=stamp(created),
         ),
         validity_seconds=practice.approval_days * DAY,
         increase_dice=rng.random(),
@@ -150,8 +168,9 @@ def new_life(rng: random.Random, practice: Practice, person: Identity, patient_i
     )
 
 
-def make_payment(rng: random.Random, ids: IdMaker, practice: Practice, life: PatientLife, t: int, amount: Decimal,
-                 invoice: int) -> PaymentVersion:
+def make_payment(
+    rng: random.Random, ids: IdMaker, practice: Practice, life: PatientLife, t: int, amount: Decimal, invoice: int
+) -> PaymentVersion:
     """A completed checkout by `life` at `t` on one of the practice's plans."""
     plan = pick_plan(rng, practice)
     location = life.version.location_id if rng.random() < 0.85 else rng.choice(practice.locations).id
@@ -315,8 +334,15 @@ class HistoryGenerator:
             return self._emit(t, "patient.refreshed", life.deactivate(t))
         elif action == "reapply":
             amount = approval_amount(rng)
-            app = Application(self.ids("app"), life.id, stamp(t - rng.randrange(120, 1800)), stamp(t),
-                              "APPROVED", stamp(t), money(amount))
+            app = Application(
+                self.ids("app"),
+                life.id,
+                stamp(t - rng.randrange(120, 1800)),
+                stamp(t),
+                "APPROVED",
+                stamp(t),
+                money(amount),
+            )
             out.applications.append(app)
             return self._emit(t, "patient.refreshed", life.approve(t, amount, t))
         elif action == "pay":

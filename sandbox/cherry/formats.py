@@ -85,7 +85,7 @@ def parse_rfc3339(text: str) -> int | None:
 
 
 def parse_date(text: str) -> date | None:
-    """"YYYY-MM-DD" -> date, None when malformed or impossible."""
+    """ "YYYY-MM-DD" -> date, None when malformed or impossible."""
     if not isinstance(text, str) or not _DATE.match(text):
         return None
     try:

@@ -19,16 +19,29 @@ class Region:
 
 
 REGIONS: tuple[Region, ...] = (
-    Region("Los Angeles", "America/Los_Angeles", ("213", "310", "323", "424", "818"),
-           ("Beverly Hills", "Santa Monica", "Pasadena", "Encino", "Silver Lake")),
-    Region("New York", "America/New_York", ("212", "646", "718", "917", "347"),
-           ("Upper East Side", "Tribeca", "Park Slope", "Astoria", "Midtown")),
-    Region("Dallas", "America/Chicago", ("214", "469", "972", "817"),
-           ("Uptown", "Highland Park", "Plano", "Frisco", "Southlake")),
+    Region(
+        "Los Angeles",
+        "America/Los_Angeles",
+        ("213", "310", "323", "424", "818"),
+        ("Beverly Hills", "Santa Monica", "Pasadena", "Encino", "Silver Lake"),
+    ),
+    Region(
+        "New York",
+        "America/New_York",
+        ("212", "646", "718", "917", "347"),
+        ("Upper East Side", "Tribeca", "Park Slope", "Astoria", "Midtown"),
+    ),
+    Region(
+        "Dallas",
+        "America/Chicago",
+        ("214", "469", "972", "817"),
+        ("Uptown", "Highland Park", "Plano", "Frisco", "Southlake"),
+    ),
     Region("Denver", "America/Denver", ("303", "720"), ("Cherry Creek", "LoDo", "Highlands", "Littleton")),
     Region("Phoenix", "America/Phoenix", ("602", "480", "623"), ("Scottsdale", "Arcadia", "Chandler", "Tempe")),
-    Region("Miami", "America/New_York", ("305", "786", "954"),
-           ("Brickell", "Coral Gables", "Aventura", "Fort Lauderdale")),
+    Region(
+        "Miami", "America/New_York", ("305", "786", "954"), ("Brickell", "Coral Gables", "Aventura", "Fort Lauderdale")
+    ),
     Region("Seattle", "America/Los_Angeles", ("206", "425", "253"), ("Capitol Hill", "Bellevue", "Ballard")),
     Region("Houston", "America/Chicago", ("713", "281", "832"), ("River Oaks", "The Woodlands", "Memorial")),
     Region("Atlanta", "America/New_York", ("404", "678", "770"), ("Buckhead", "Midtown", "Alpharetta")),

@@ -47,6 +47,7 @@ class AdvanceRequest(BaseModel):
     cancellations: int = Field(0, ge=0, le=10_000)
     pings: int = Field(0, ge=0, le=1_000)
     abandoned_applications: int = Field(0, ge=0, le=10_000)
+    deactivations: int = Field(0, ge=0, le=10_000)
     duplicate_share: float = Field(0.0, ge=0, le=1)
     out_of_order_share: float = Field(0.0, ge=0, le=1)
     practice_id: str | None = None
@@ -66,8 +67,22 @@ class PracticeSimulator:
         self.start = start
         self.end = end
         self.counts = dict.fromkeys(
-            ("new_patients", "refreshed", "payments", "refunds", "cancellations", "expired", "pings",
-             "abandoned_applications", "out_of_order", "duplicates", "events"), 0)
+            (
+                "new_patients",
+                "refreshed",
+                "payments",
+                "refunds",
+                "cancellations",
+                "expired",
+                "pings",
+                "abandoned_applications",
+                "deactivations",
+                "out_of_order",
+                "duplicates",
+                "events",
+            ),
+            0,
+        )
         self._pending_first: dict[int, tuple[PatientLife, PatientVersion]] = {}
 
     # -- scheduling --------------------------------------------------------------------------------
@@ -83,9 +98,15 @@ class PracticeSimulator:
         def add(t: int, action: str, *args) -> None:
             actions.append((t, len(actions), action, args))
 
-        for action, count in (("new_patient", req.new_patients), ("pay", req.payments), ("refund", req.refunds),
-                              ("cancel", req.cancellations), ("ping", req.pings),
-                              ("abandon", req.abandoned_applications)):
+        for action, count in (
+            ("new_patient", req.new_patients),
+            ("pay", req.payments),
+            ("refund", req.refunds),
+            ("cancel", req.cancellations),
+            ("ping", req.pings),
+            ("abandon", req.abandoned_applications),
+            ("deactivate", req.deactivations),
+        ):
             for _ in range(count):
                 add(self._moment(), action)
         pairs = set(rng.sample(range(req.refreshed), share_count(req.out_of_order_share, req.refreshed)))
@@ -166,8 +187,9 @@ class PracticeSimulator:
         rng, book = self.rng, self.book
         status, v = life.status, life.version
         if status == "PENDING_REVIEW":  # the manual review concludes
-            app = next((a for a in reversed(book.applications) if a.patient_id == life.id and a.decision is None),
-                       None) or self._application(life, t)
+            app = next(
+                (a for a in reversed(book.applications) if a.patient_id == life.id and a.decision is None), None
+            ) or self._application(life, t)
             return self._decide(life, app, t, rng.random() < 0.75)
         choices = ["contact"]
         if status == "ACTIVE" and v.increase_eligible:
@@ -217,6 +239,14 @@ class PracticeSimulator:
         if life is not None and life.status == "ACTIVE" and life.expires == expires:
             self._save(life.expire(t))
             self.counts["expired"] += 1
+
+    def _do_deactivate(self, t: int) -> None:
+        """Cherry closes an active account: it turns INACTIVE and its balance (and balance status) go null."""
+        book = self.book
+        patient_id = self._pick(book.patient_order, lambda pid: book.lives[pid].status == "ACTIVE")
+        if patient_id is not None:
+            self._save(book.lives[patient_id].deactivate(t))
+            self.counts["deactivations"] += 1
 
     def _do_pay(self, t: int) -> None:
         book = self.book

@@ -22,6 +22,7 @@ from sandbox.cherry.data import HistoryGenerator, api_key_for, make_practice, rn
 from sandbox.cherry.errors import ApiError
 from sandbox.cherry.formats import epoch_of, stamp
 from sandbox.cherry.models import ApiKey, IdMaker
+from sandbox.cherry.webhooks import WebhookDispatcher
 
 
 @contextmanager
@@ -56,6 +57,7 @@ class CherryState:
             for index in range(config.practices):
                 self._seed_practice(index)
         self.assets = AssetLibrary(config.seed, self.anchor, self.next_seq)
+        self.webhooks = WebhookDispatcher(self)
 
     # -- seeding -----------------------------------------------------------------------------------
     def _seed_practice(self, index: int) -> None:

@@ -80,6 +80,7 @@ class CherrySandbox:
     def stop(self, wait: bool = True) -> None:
         """Shut the server down; `wait=False` only signals it (it exits within ~0.1 s, on its own thread)."""
         self.http.close()
+        self.state.webhooks.stop()
         if wait:
             self.server.stop()
         else:
@@ -106,8 +107,14 @@ class CherrySandbox:
             return self.practices[which]
         return next(p for p in self.practices if which in (p.id, p.api_key))
 
-    def get(self, path: str, practice: PracticeInfo | int | str | None = 0, api_key: str | None = None,
-            timeout: float = DEFAULT_TIMEOUT, **params: Any) -> requests.Response:
+    def get(
+        self,
+        path: str,
+        practice: PracticeInfo | int | str | None = 0,
+        api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        **params: Any,
+    ) -> requests.Response:
         """GET a public path as `practice` (or with `api_key`; practice=None and no key sends no auth)."""
         headers = {}
         if api_key is not None:
@@ -117,8 +124,9 @@ class CherrySandbox:
             headers = info.headers
         return self.http.get(self.base_url + path, headers=headers, params=params or None, timeout=timeout)
 
-    def fetch_all(self, path: str, practice: PracticeInfo | int | str = 0, limit: int = 500,
-                  **params: Any) -> list[dict]:
+    def fetch_all(
+        self, path: str, practice: PracticeInfo | int | str = 0, limit: int = 500, **params: Any
+    ) -> list[dict]:
         """Every row of a list endpoint, following cursors until has_more is false."""
         rows: list[dict] = []
         cursor = None
@@ -137,14 +145,15 @@ class CherrySandbox:
     # -- admin -------------------------------------------------------------------------------------
     def admin(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
         """Call `/_sandbox<path>`; raises requests.HTTPError on an error status."""
-        response = self.http.request(method, f"{self.base_url}/_sandbox{path}", json=json, params=params or None,
-                                     timeout=DEFAULT_TIMEOUT)
+        response = self.http.request(
+            method, f"{self.base_url}/_sandbox{path}", json=json, params=params or None, timeout=DEFAULT_TIMEOUT
+        )
         response.raise_for_status()
         return response.json()
 
     def advance(self, minutes: float = 60, **changes: Any) -> dict:
         """POST /_sandbox/advance (new_patients, refreshed, payments, refunds, cancellations, pings,
-        abandoned_applications, duplicate_share, out_of_order_share, practice_id)."""
+        abandoned_applications, deactivations, duplicate_share, out_of_order_share, practice_id)."""
         return self.admin("POST", "/advance", json={"minutes": minutes, **changes})
 
     def edit_patient(self, patient_id: str, **changes: Any) -> dict:
@@ -170,6 +179,25 @@ class CherrySandbox:
         body = {k: v for k, v in (("activated", activated), ("revoked", revoked)) if v is not None}
         return self.admin("PUT", f"/keys/{api_key}", json=body)
 
+    def subscribe_webhooks(
+        self, practice: PracticeInfo | int | str, url: str, secret: str, enabled: bool = True
+    ) -> dict:
+        """PUT /_sandbox/webhooks/{practice_id}: deliver the practice's new events to `url`, signed with `secret`."""
+        info = practice if isinstance(practice, PracticeInfo) else self.practice(practice)
+        return self.admin("PUT", f"/webhooks/{info.id}", json={"url": url, "secret": secret, "enabled": enabled})
+
+    def set_webhook_settings(self, **settings: Any) -> dict:
+        """PUT /_sandbox/webhooks (sandbox.cherry.webhooks.WebhookSettings); no arguments restores the defaults."""
+        return self.admin("PUT", "/webhooks", json=settings)
+
+    def webhooks(self) -> dict:
+        """GET /_sandbox/webhooks: settings, subscriptions with delivery counters, deliveries pending."""
+        return self.admin("GET", "/webhooks")
+
+    def webhook_ping(self, practice: PracticeInfo | int | str = 0) -> str:
+        info = practice if isinstance(practice, PracticeInfo) else self.practice(practice)
+        return self.admin("POST", f"/webhooks/{info.id}/ping")["event_id"]
+
     def fired_faults(self) -> dict[str, int]:
         """How many of each fault the sandbox has injected since it started (GET /_sandbox/faults)."""
         return self.admin("GET", "/faults")["fired"]
@@ -190,8 +218,9 @@ class CherrySandbox:
     def now(self) -> str:
         return self.admin("GET", "/clock")["now"]
 
-    def add_asset(self, category: str, name: str, content_type: str = "image/png",
-                  content: bytes | None = None) -> dict:
+    def add_asset(
+        self, category: str, name: str, content_type: str = "image/png", content: bytes | None = None
+    ) -> dict:
         body = {"category": category, "name": name, "content_type": content_type}
         if content is not None:
             body["content_base64"] = base64.b64encode(content).decode()

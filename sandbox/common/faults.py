@@ -11,6 +11,7 @@ import random
 import threading
 from collections import Counter
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +41,9 @@ class FaultSettings(BaseModel):
     write_then_500_share: float = Field(0.0, ge=0, le=1, description="POST/PUT/DELETE applied, then 500")
     latency_ms: int = Field(0, ge=0, le=60_000, description="added to every request")
     retry_after_seconds: int = Field(1, ge=0, le=3600)
+    retry_after_format: Literal["seconds", "http-date"] = Field(
+        "seconds", description="an injected 429's Retry-After as delay-seconds, or as the HTTP date to retry at"
+    )
     script: list[Fault] = Field(default_factory=list, description="faults for the next matching requests")
     methods: list[str] = Field(default_factory=list, description="only these methods (empty: all)")
     path_prefixes: list[str] = Field(default_factory=list, description="only these paths (empty: all)")

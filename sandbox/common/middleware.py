@@ -11,6 +11,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -68,7 +70,11 @@ def install(
         arrived = time.monotonic()  # windows are counted by arrival, as the limiter sees requests
         endpoint = route_template(app, request.scope)
         key = key_for(request)
-        response = await _limited_and_faulted(request, call_next, controls, key, error, retry_after_on_limit)
+        controls.stats.opened(key, at=arrived)
+        try:
+            response = await _limited_and_faulted(request, call_next, controls, key, error, retry_after_on_limit)
+        finally:
+            controls.stats.closed(key)
         controls.stats.record(endpoint, key, response.status_code, at=arrived)
         return response
 
@@ -96,11 +102,14 @@ async def _limited_and_faulted(request, call_next, controls, key, error, retry_a
     if fault in (Fault.RATE_LIMITED, Fault.RATE_LIMITED_NO_RETRY_AFTER):
         resp = error(429, "Too Many Requests", "Too Many Requests")
         if fault is Fault.RATE_LIMITED:
-            resp.headers["Retry-After"] = str(settings.retry_after_seconds)
+            resp.headers["Retry-After"] = _retry_after_value(settings)
         return _with_headers(resp, headers)
     if fault in (Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE):
         return _with_headers(error(int(fault.value), "Internal Server Error", "Server Error"), headers)
     if fault is Fault.HANG:
+        # Received whole, then slow to answer (and applied once the hang ends, even if the client gave up): the body
+        # is read first, so a client that stops waiting cannot cut it short on a busy machine.
+        await request.body()
         await asyncio.sleep(settings.hang_seconds)
 
     response = await call_next(request)
@@ -110,6 +119,13 @@ async def _limited_and_faulted(request, call_next, controls, key, error, retry_a
             pass
         return _with_headers(error(500, "Internal Server Error", "Server Error"), headers)
     return _with_headers(response, headers)
+
+
+def _retry_after_value(settings) -> str:
+    """`Retry-After` for an injected 429: delay-seconds, or the HTTP date that many seconds from now (RFC 9110)."""
+    if settings.retry_after_format == "http-date":
+        return format_datetime(datetime.now(UTC) + timedelta(seconds=settings.retry_after_seconds), usegmt=True)
+    return str(settings.retry_after_seconds)
 
 
 def _with_headers(response: Response, headers: dict[str, str]) -> Response:

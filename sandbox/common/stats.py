@@ -2,7 +2,8 @@
 
 Counts per endpoint (method + route template), per rate key (location / API key), per status code, and
 the largest number of requests any key sent within one window of `window_seconds` (10 s by default,
-the CRM's burst window), counting every request that reached the server, rejected or not.
+the CRM's burst window), counting every request that reached the server, rejected or not, and the largest
+number of requests of one key being answered at the same time (`max_concurrent`: a client's requests in flight).
 """
 
 from __future__ import annotations
@@ -43,10 +44,35 @@ class RequestStats:
             self._key_status: dict[str, Counter[str]] = defaultdict(Counter)
             self._recent: dict[str, deque] = defaultdict(deque)
             self._max_in_window: dict[str, int] = defaultdict(int)
+            self._open: dict[str, int] = defaultdict(int)
+            self._max_concurrent: dict[str, int] = defaultdict(int)
+
+    def opened(self, key: str | None, at: float | None = None) -> None:
+        """A request of `key` arrived and is being answered (pair with `closed`). Windows are counted here, in
+        arrival order: requests answered side by side finish out of order."""
+        if key is None:
+            return
+        now = self._clock() if at is None else at
+        with self._lock:
+            self._open[key] += 1
+            self._max_concurrent[key] = max(self._max_concurrent[key], self._open[key])
+            recent = self._recent[key]
+            recent.append(now)
+            horizon = now - self.window_seconds
+            while recent and recent[0] <= horizon:
+                recent.popleft()
+            if len(recent) > self._max_in_window[key]:
+                self._max_in_window[key] = len(recent)
+
+    def closed(self, key: str | None) -> None:
+        if key is None:
+            return
+        with self._lock:
+            self._open[key] = max(0, self._open[key] - 1)
 
     def record(self, endpoint: str, key: str | None, status: int, at: float | None = None) -> None:
-        """Count one request; `at` is when it arrived (the limiter's clock), default now."""
-        now = self._clock() if at is None else at
+        """Count one request's answer (`at`, its arrival time, is kept for callers' symmetry; windows are counted
+        in `opened`)."""
         with self._lock:
             self._total += 1
             self._endpoints[endpoint] += 1
@@ -55,13 +81,6 @@ class RequestStats:
                 return
             self._by_key[key][endpoint] += 1
             self._key_status[key][str(status)] += 1
-            recent = self._recent[key]
-            recent.append(now)
-            horizon = now - self.window_seconds
-            while recent and recent[0] <= horizon:
-                recent.popleft()
-            if len(recent) > self._max_in_window[key]:
-                self._max_in_window[key] = len(recent)
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -76,6 +95,7 @@ class RequestStats:
                         "endpoints": dict(counts),
                         "status_codes": dict(self._key_status[key]),
                         "max_in_window": self._max_in_window[key],
+                        "max_concurrent": self._max_concurrent[key],
                     }
                     for key, counts in self._by_key.items()
                 },

@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser, prefix: str = "crm-") -> None
         f"--{prefix}no-rate-limit", action="store_true", help="switch rate limiting off (counting continues)"
     )
     group.add_argument(
+        f"--{prefix}location-timezones",
+        default=",".join(d.location_timezones),
+        help="comma-separated IANA zones of the seeded locations, cycled (default: the Cherry sandbox's practice zones)",
+    )
+    group.add_argument(
         f"--{prefix}search-lag", type=float, default=d.search_lag_seconds, help="search index lag in seconds"
     )
 
@@ -57,14 +62,15 @@ def config_from_args(args: argparse.Namespace, prefix: str = "crm-") -> CrmSandb
             daily_limit=arg("daily_limit"),
         ),
         search_lag_seconds=arg("search_lag"),
+        location_timezones=tuple(zone.strip() for zone in arg("location_timezones").split(",") if zone.strip()),
     )
 
 
 def describe(base_url: str, app) -> str:
     """What a person needs to point a client at the sandbox (tokens are not secret here)."""
-    lines = [f"CRM sandbox (HighLevel API v2) at {base_url}", "  locations (id, token, name):"]
+    lines = [f"CRM sandbox (HighLevel API v2) at {base_url}", "  locations (id, token, name, time zone):"]
     for loc in app.state.crm.locations.values():
-        lines.append(f"    {loc.id}  {loc.token}  {loc.name}")
+        lines.append(f"    {loc.id}  {loc.token}  {loc.name} ({loc.timezone})")
     lines.append(f"  admin: {base_url}/_sandbox/locations, {base_url}/_sandbox/stats, {base_url}/docs")
     return "\n".join(lines)
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sandbox.cherry.regions import REGIONS
 from sandbox.common.faults import FaultSettings
 from sandbox.common.ratelimit import RateLimitSettings
 
 MB = 1024 * 1024
+# Seeded location i gets zone i (cycling): the Cherry sandbox places its practice i in the same zone, so a Cherry
+# practice and the CRM location paired with it by position agree, as a real practice's accounts do.
+SEEDED_LOCATION_TIMEZONES: tuple[str, ...] = tuple(region.timezone for region in REGIONS)
 
 
 class CrmSandboxConfig(BaseModel):
@@ -26,6 +32,27 @@ class CrmSandboxConfig(BaseModel):
     )
     allow_duplicate_contacts: bool = Field(False, description="default 'Allow Duplicate Contact' of new locations")
     allow_duplicate_opportunities: bool = Field(False, description="default 'Allow Duplicate Opportunity'")
+    location_timezones: tuple[str, ...] = Field(
+        SEEDED_LOCATION_TIMEZONES,
+        min_length=1,
+        description="IANA zones of the seeded locations, cycled (default: the Cherry sandbox's practice zones)",
+    )
     seed_pipelines: bool = Field(True, description="give every location the 'Patient Journey' pipeline")
     max_upload_bytes: int = Field(25 * MB, ge=1, description="media upload limit for non-video files")
     max_video_upload_bytes: int = Field(500 * MB, ge=1, description="media upload limit for video/*")
+
+    @field_validator("location_timezones")
+    @classmethod
+    def _known_zones(cls, zones: tuple[str, ...]) -> tuple[str, ...]:
+        for zone in zones:
+            check_zone(zone)
+        return zones
+
+
+def check_zone(zone: str) -> str:
+    """`zone` if it is an IANA time zone name, else ValueError (what HighLevel's location settings accept)."""
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {zone!r}") from None
+    return zone

@@ -113,16 +113,30 @@ class FieldRegistry:
         return cf
 
 
+MISSING = object()  # no field_value sent at all
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def check_value(cf: CustomField, value: Any) -> Any:
-    """The value to store for `cf`, or a 422 naming the field and the rule. None / '' clear the field."""
-    if value is None or value == "":
-        return None
+CLEAR = ""  # the one form that empties a custom field, whatever its type
+
+
+def check_value(cf: CustomField, value: Any = MISSING) -> Any:
+    """The value to store for `cf` (None: the field is emptied), or a 422 naming the field and the rule.
+
+    An empty string clears the field, for every type. `null` and a missing value are refused: neither is a
+    documented way to clear, and a client sending them has a bug worth seeing (the sync must send "").
+    """
     t = cf.data_type
     where = f"customFields: value for {cf.field_key} ({t})"
+    if value is MISSING:
+        raise unprocessable(f'customFields: field_value for {cf.field_key} is required (send "" to clear it)')
+    if value is None:
+        raise unprocessable(f'{where} must not be null (send "" to clear it)')
+    if value == CLEAR:
+        return None
     if t in ("TEXT", "LARGE_TEXT", "PHONE", "EMAIL"):
         if not isinstance(value, str):
             raise unprocessable(f"{where} must be a string")
@@ -170,7 +184,7 @@ def apply_writes(
     updates: dict[str, Any] = {}
     for item in items:
         cf = registry.resolve(model, item.get("id"), item.get("key"))
-        updates[cf.id] = check_value(cf, item.get("value"))
+        updates[cf.id] = check_value(cf, item.get("value", MISSING))
     merged = dict(current or {})
     for field_id, value in updates.items():
         if value is None:

@@ -46,9 +46,14 @@ class CustomFieldWrite(Body):
         return self
 
     def item(self) -> dict[str, Any]:
+        """`{id, key, value}`; `value` is absent when the client sent none (a 422 when applied)."""
         sent = self.model_fields_set
-        value = next((getattr(self, n) for n in ("field_value", "fieldValue", "value") if n in sent), None)
-        return {"id": self.id, "key": self.key, "value": value}
+        item: dict[str, Any] = {"id": self.id, "key": self.key}
+        for name in ("field_value", "fieldValue", "value"):
+            if name in sent:
+                item["value"] = getattr(self, name)
+                break
+        return item
 
 
 class DndSetting(Body):

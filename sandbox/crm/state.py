@@ -76,6 +76,7 @@ class Location:
     token: str
     settings: LocationSettings
     contacts: ContactBook
+    timezone: str = "America/New_York"
     fields: FieldRegistry = field(default_factory=FieldRegistry)
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     opportunities: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -91,7 +92,7 @@ class Location:
             "companyId": "sandboxAgencyCompany0",
             "name": self.name,
             "country": "US",
-            "timezone": "America/New_York",
+            "timezone": self.timezone,
             "settings": self.settings.render(),
         }
 
@@ -114,8 +115,9 @@ class CrmState:
         self.locations: dict[str, Location] = {}
         self.tokens: dict[str, str] = {}
         self.poisoned: set[str] = set()
+        zones = config.location_timezones
         for n in range(1, config.locations + 1):
-            self.add_location(name=f"Aesthetix Demo Practice {n}")
+            self.add_location(name=f"Aesthetix Demo Practice {n}", timezone=zones[(n - 1) % len(zones)])
 
     # --- locations and tokens -------------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class CrmState:
         name: str | None = None,
         allow_duplicate_contact: bool | None = None,
         allow_duplicate_opportunity: bool | None = None,
+        timezone: str | None = None,
     ) -> Location:
         with self.lock:
             location_id = location_id or self._location_ids.record_id()
@@ -148,6 +151,7 @@ class CrmState:
                 token=token,
                 settings=settings,
                 contacts=ContactBook(search_lag_seconds=self.search_lag_seconds),
+                timezone=timezone or self.config.location_timezones[0],
             )
             self.locations[location_id] = loc
             self.tokens[token] = location_id

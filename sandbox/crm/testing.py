@@ -31,6 +31,7 @@ class SandboxLocation:
     id: str
     token: str
     name: str
+    timezone: str = "America/New_York"
 
 
 class ApiClient:
@@ -104,7 +105,7 @@ class CrmSandbox:
     @property
     def locations(self) -> list[SandboxLocation]:
         with self.state.lock:
-            return [SandboxLocation(loc.id, loc.token, loc.name) for loc in self.state.locations.values()]
+            return [SandboxLocation(loc.id, loc.token, loc.name, loc.timezone) for loc in self.state.locations.values()]
 
     def location(self, which: int | str = 0) -> SandboxLocation:
         """A location by position or id."""
@@ -136,7 +137,11 @@ class CrmSandbox:
 
     def add_location(self, **body: Any) -> SandboxLocation:
         row = self._admin("POST", "/locations", json=body)
-        return SandboxLocation(row["id"], row["token"], row["name"])
+        return SandboxLocation(row["id"], row["token"], row["name"], row["timezone"])
+
+    def set_location_timezone(self, location_id: str, timezone: str) -> dict:
+        """The location's time zone, as `GET /locations/{id}` then reports it."""
+        return self._admin("PUT", f"/locations/{location_id}/timezone", json={"timezone": timezone})
 
     def set_location_settings(self, location_id: str, **settings: Any) -> dict:
         """allowDuplicateContact, allowDuplicateOpportunity, duplicateContactPriority."""

@@ -6,13 +6,14 @@ Sandbox tokens are not secrets, which is why they are listed here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from sandbox.common.middleware import ADMIN_PREFIX
 from sandbox.crm import opportunities
+from sandbox.crm.config import check_zone
 from sandbox.crm.errors import not_found
 from sandbox.crm.state import CrmState, Location
 
@@ -23,12 +24,20 @@ class AdminBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Zone = Annotated[str, AfterValidator(check_zone)]
+
+
 class NewLocation(AdminBody):
     id: str | None = Field(None, min_length=1)
     token: str | None = Field(None, min_length=1)
     name: str | None = None
     allowDuplicateContact: bool | None = None
     allowDuplicateOpportunity: bool | None = None
+    timezone: Zone | None = None  # default: the first of the sandbox's location_timezones
+
+
+class LocationTimezone(AdminBody):
+    timezone: Zone
 
 
 class LocationSettingsBody(AdminBody):
@@ -62,7 +71,13 @@ def _location(state: CrmState, location_id: str) -> Location:
 
 
 def _location_row(loc: Location) -> dict:
-    return {"id": loc.id, "name": loc.name, "token": loc.token, "settings": loc.settings.render()}
+    return {
+        "id": loc.id,
+        "name": loc.name,
+        "token": loc.token,
+        "timezone": loc.timezone,
+        "settings": loc.settings.render(),
+    }
 
 
 @router.get("/locations")
@@ -75,9 +90,19 @@ def list_locations(request: Request) -> dict:
 @router.post("/locations", status_code=201)
 def add_location(body: NewLocation, request: Request) -> dict:
     loc = _state(request).add_location(
-        body.id, body.token, body.name, body.allowDuplicateContact, body.allowDuplicateOpportunity
+        body.id, body.token, body.name, body.allowDuplicateContact, body.allowDuplicateOpportunity, body.timezone
     )
     return _location_row(loc)
+
+
+@router.put("/locations/{locationId}/timezone")
+def put_location_timezone(locationId: str, body: LocationTimezone, request: Request) -> dict:
+    """Change the location's time zone (in HighLevel: Settings > Business Profile > Time Zone)."""
+    state = _state(request)
+    with state.lock:
+        loc = _location(state, locationId)
+        loc.timezone = body.timezone
+        return _location_row(loc)
 
 
 @router.put("/locations/{locationId}/settings")
