@@ -5,14 +5,15 @@ Nothing here touches the network, a database or Airflow Variables: DAG files imp
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from airflow.sdk import Asset, Param, task
 
 from cherry_sync.notify import OperatorsFailureNotifier
+from cherry_sync.reasons import ReasonCode
 
 OWNER = "cherry-sync"
 
@@ -23,6 +24,12 @@ CHERRY_API_POOL = "cherry_sync_cherry_api"
 
 # Updated by cherry_backfill and cherry_refresh; cherry_smart_list is scheduled on it.
 CHERRY_CONTACTS = Asset(name="cherry_contacts", uri="cherry-sync://crm/contacts", group="cherry-sync")
+
+# A mapped practice task's label in the UI: its slug. The DAGs render templates as native objects
+# (`render_template_as_native_obj=True`: a param reaches its operator as the form's boolean, integer or None), and
+# rendered natively a digit-only slug ("2024") would become a number, which Airflow cannot use as a label; as a
+# JSON string it stays text.
+PRACTICE_LABEL = "{{ task.practice | string | tojson }}"
 
 DEFAULT_ARGS = {
     "owner": OWNER,
@@ -35,6 +42,117 @@ DEFAULT_ARGS = {
 }
 
 
+@dataclass(frozen=True)
+class RunBudget:
+    """How long one DAG's tasks and runs may take, with the retries that fit inside.
+
+    Airflow ends a task that runs past `task_timeout` (`execution_timeout`: a hung API call no longer holds the
+    run, and with `max_active_runs=1` every later run, forever) and retries it like any failure; the work is
+    resumable, so a retry carries on where the stopped try was. The run's own limit (`dagrun_timeout`) leaves
+    room for every try of the longest task, the waits between them and the closing tasks, so it only ends a run
+    that is stuck some other way (e.g. tasks queued behind a pool that never frees).
+    """
+
+    task_timeout: timedelta
+    retries: int = 3
+    queueing: timedelta = timedelta(minutes=30)  # practices waiting for a pool slot, and the closing tasks
+
+    def retry_waits(self) -> timedelta:
+        """The longest total wait between tries (exponential backoff from `retry_delay`, capped)."""
+        base, cap = DEFAULT_ARGS["retry_delay"], DEFAULT_ARGS["max_retry_delay"]
+        return sum((min(cap, base * 2**n) for n in range(self.retries)), timedelta())
+
+    @property
+    def dagrun_timeout(self) -> timedelta:
+        return (self.retries + 1) * self.task_timeout + self.retry_waits() + self.queueing
+
+    def default_args(self) -> dict:
+        return {**DEFAULT_ARGS, "retries": self.retries, "execution_timeout": self.task_timeout}
+
+
+# One practice's task at HighLevel's 9.5 requests per second: a backfill of 100,000 patients is ~3 hours (and
+# resumes from its checkpoint after a timeout); a refresh of one 5-minute batch of events takes seconds.
+BACKFILL_BUDGET = RunBudget(task_timeout=timedelta(hours=4))
+REFRESH_BUDGET = RunBudget(task_timeout=timedelta(minutes=20), retries=2, queueing=timedelta(minutes=10))
+SMART_LIST_BUDGET = RunBudget(task_timeout=timedelta(hours=1))
+MEDIA_IMPORT_BUDGET = RunBudget(task_timeout=timedelta(hours=2))
+METRICS_EMAIL_BUDGET = RunBudget(task_timeout=timedelta(minutes=30))
+
+
+class RunbookRow(NamedTuple):
+    """One row of a DAG's "If it fails" table: reason codes -> what to do -> which connection (or file)."""
+
+    codes: tuple[ReasonCode, ...]
+    action: str
+    where: str
+
+
+def failure(*codes: ReasonCode, action: str, where: str) -> RunbookRow:
+    """A runbook row for one reason code, or for several that call for the same action."""
+    return RunbookRow(codes, action, where)
+
+
+# "If it fails" rows every DAG shares: the reason code in the run ledger (and the failed task's one-sentence error)
+# -> what to do -> which connection. DAG files add their own rows with `runbook()`.
+COMMON_FAILURES = (
+    failure(
+        ReasonCode.AUTH_FAILED,
+        action="The key or token was refused: replace it.",
+        where="`cherry_<practice>` (API key) or `crm_<practice>` (token)",
+    ),
+    failure(
+        ReasonCode.KEY_NOT_ACTIVATED,
+        action="The practice generated a Cherry key but has not activated it: ask them to.",
+        where="`cherry_<practice>`",
+    ),
+    failure(
+        ReasonCode.FORBIDDEN,
+        action="The token may not use this location: check `location_id` and the token's scopes.",
+        where="`crm_<practice>`",
+    ),
+    failure(
+        ReasonCode.UNAVAILABLE,
+        ReasonCode.TIMEOUT,
+        ReasonCode.SERVER_ERROR,
+        action="The API did not answer after the retries: the next run carries on where this one stopped; check the "
+        "host if it persists.",
+        where="the practice's two connections (host)",
+    ),
+    failure(
+        ReasonCode.DAILY_BUDGET_EXHAUSTED,
+        action="The location spent its 200,000 requests today: the practice is deferred (task skipped) and resumes "
+        "tomorrow.",
+        where="`crm_<practice>` (`daily_reserve`)",
+    ),
+    failure(
+        ReasonCode.TIMEZONE_MISMATCH,
+        action="Registry, Cherry and CRM location zones disagree: fix the wrong one, or set `timezone_pinned`.",
+        where="`include/practices.yml`",
+    ),
+    failure(
+        ReasonCode.TASK_TIMEOUT,
+        action="The task ran past its `execution_timeout` (AirflowTaskTimeout; docs/deployment.md): it is retried "
+        "and resumes; a repeat means an API hangs.",
+        where="-",
+    ),
+)
+
+
+def runbook(doc: str, *rows: RunbookRow) -> str:
+    """`doc` with its "If it fails" section: this DAG's own rows first, then the ones every DAG shares."""
+    lines = ["", "#### If it fails", "", "| reason code | what to do | where |", "|---|---|---|"]
+    lines += [
+        f"| {' / '.join(f'`{code}`' for code in row.codes)} | {row.action} | {row.where} |"
+        for row in (*rows, *COMMON_FAILURES)
+    ]
+    lines += [
+        "",
+        "The run ledger (`run_ledger` in the sync store) and the failure email carry the reason code; the "
+        "other practices of the run are not affected.",
+    ]
+    return doc.rstrip() + "\n" + "\n".join(lines) + "\n"
+
+
 def practice_choices() -> dict[str, str]:
     """The registry file's practices for the trigger form's picker: slug -> label, in file order.
 
@@ -42,9 +160,9 @@ def practice_choices() -> dict[str, str]:
     practice is switched off. A plain local read with no validation: whether a chosen practice exists, is
     enabled and valid is decided at run time from the registry as it is then.
     """
-    from cherry_sync.registry import DEFAULT_PATH, ENV_VAR
+    from cherry_sync.context import default_registry_path
 
-    path = Path(os.environ.get(ENV_VAR) or DEFAULT_PATH)
+    path = default_registry_path()
     try:
         entries = yaml.safe_load(path.read_text()) or []
     except (OSError, yaml.YAMLError):

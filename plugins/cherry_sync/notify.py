@@ -19,9 +19,10 @@ from typing import Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
+from cherry_sync.context import SMTP_CONN_ID
+
 log = logging.getLogger(__name__)
 
-DEFAULT_SMTP_CONN_ID = "cherry_sync_smtp"
 OPS_EMAIL_EXTRA = "ops_email"
 NOTIFICATION_HEADER = "X-Cherry-Sync-Failure"
 
@@ -74,7 +75,7 @@ def failure_summary(context: dict[str, Any]) -> dict[str, str]:
 class OperatorsFailureNotifier(BaseNotifier):
     """on_failure_callback: email the operators (SMTP connection's `ops_email` extra) that a task failed."""
 
-    def __init__(self, smtp_conn_id: str = DEFAULT_SMTP_CONN_ID) -> None:
+    def __init__(self, smtp_conn_id: str = SMTP_CONN_ID) -> None:
         super().__init__()
         self.smtp_conn_id = smtp_conn_id
 
@@ -87,7 +88,7 @@ class OperatorsFailureNotifier(BaseNotifier):
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         from cherry_sync.reports.render import template_environment
-        from cherry_sync.reports.send import ReportSendError, SmtpConfigError, send_message, smtp_sender
+        from cherry_sync.smtp import SmtpConfigError, SmtpSendError, send_message, smtp_sender
 
         summary = failure_summary(context)
         where = f"{summary['dag_id']}.{summary['task_id']}" + (
@@ -121,8 +122,8 @@ class OperatorsFailureNotifier(BaseNotifier):
         msg.add_alternative(env.get_template("failure_email.html.j2").render(**summary), subtype="html")
         try:
             send_message(msg, conn_id=self.smtp_conn_id)
-        except ReportSendError as exc:
+        except SmtpSendError as exc:
             code = f", SMTP {exc.smtp_code}" if exc.smtp_code else ""
-            log.error("failure of %s not emailed: SMTP unreachable or refused (%s%s)", where, exc.reason, code)
+            log.error("failure of %s not emailed: SMTP unreachable or refused (%s%s)", where, exc.error, code)
             return
         log.info("failure of %s emailed to %d operator address(es)", where, len(recipients))

@@ -6,7 +6,8 @@ and the offending field, and the other practices keep syncing. Only a file that 
 fatal (`RegistryFileError`).
 
 The file is read when `load_registry()` is called, i.e. by tasks at run time, never when a DAG file is parsed.
-`python -m cherry_sync.registry [PATH]` checks a file and prints what is wrong.
+`python -m cherry_sync.registry [PATH]` checks a file and prints what is wrong; with `--zones` it also asks Cherry
+and the CRM (through each enabled practice's Airflow connections) whether the practice's three time zones agree.
 """
 
 from __future__ import annotations
@@ -14,32 +15,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StrictBool,
     ValidationError,
     model_validator,
 )
 
+from cherry_sync.context import default_registry_path
+from cherry_sync.domain.contract import MAX_MONEY, MONEY_PLACES, Email, TimeZoneName, decimal_type
+from cherry_sync.reasons import ReasonCode
+
 log = logging.getLogger(__name__)
 
-ENV_VAR = "CHERRY_SYNC_REGISTRY"
-# plugins/cherry_sync/registry.py -> <repo>/include/practices.yml
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "include" / "practices.yml"
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -55,14 +54,6 @@ def _check_slug(value: str) -> str:
 def _check_conn_id(value: str) -> str:
     if not CONN_ID_RE.match(value) or len(value) > 250:
         raise ValueError("an Airflow connection id is letters, digits, '_', '-' and '.'")
-    return value
-
-
-def _check_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA timezone {value!r} (e.g. America/New_York)") from None
     return value
 
 
@@ -86,16 +77,25 @@ def _money(value: Decimal) -> Decimal:
 
 Slug = Annotated[str, AfterValidator(_check_slug)]
 ConnId = Annotated[str, AfterValidator(_check_conn_id)]
-Timezone = Annotated[str, AfterValidator(_check_timezone)]
 Tag = Annotated[str, AfterValidator(_check_tag)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
-PositiveAmount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2), AfterValidator(_money)]
-Threshold = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2), AfterValidator(_money)]
+# Amounts follow the contract's money rule (a plain decimal, two places at most), whether YAML wrote them as
+# numbers or strings.
+PositiveAmount = Annotated[
+    decimal_type(
+        ReasonCode.INVALID_MONEY, places=MONEY_PLACES, maximum=MAX_MONEY, required=True, positive=True, what="amount"
+    ),
+    AfterValidator(_money),
+]
+Threshold = Annotated[
+    decimal_type(ReasonCode.INVALID_MONEY, places=MONEY_PLACES, maximum=MAX_MONEY, required=True, what="amount"),
+    AfterValidator(_money),
+]
 
 
 class _Strict(BaseModel):
     # extra="forbid": a misspelt option is an error, not a silently ignored setting.
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, hide_input_in_errors=True)
 
 
 class SegmentTags(_Strict):
@@ -137,7 +137,7 @@ class PracticeOptions(_Strict):
         default=(Decimal("1000.00"), Decimal("2500.00"), Decimal("5000.00")), min_length=1
     )
     opportunity: OpportunityOptions | None = None
-    report_recipients: tuple[EmailStr, ...] = ()
+    report_recipients: tuple[Email, ...] = ()
     segments: SegmentOptions = SegmentOptions()
 
     @model_validator(mode="after")
@@ -147,20 +147,45 @@ class PracticeOptions(_Strict):
         return self
 
 
+class EventDelivery(_Strict):
+    """How the refresh learns of a practice's Cherry events (docs/webhooks.md).
+
+    `webhooks: true`: Cherry posts them to the webhook receiver (the practice's Cherry connection holds the signing
+    secret, extra `webhook_secret`); otherwise the event watcher reads Cherry's feed every `poll_seconds`. Either
+    way the hourly reconciliation run reads the feed from the stored cursor.
+    """
+
+    webhooks: StrictBool = False
+    poll_seconds: Annotated[int, Field(ge=5, le=3600)] = 15
+
+
 class PracticeConfig(_Strict):
     """One practice: its Cherry and CRM connections (by Airflow connection id) and its options."""
 
     slug: Slug
     display_name: Text
-    timezone: Timezone
+    timezone: TimeZoneName
+    # true: sync in `timezone` even when Cherry's practice zone or the CRM location's zone differs (logged as a
+    # warning); false (default): a practice whose three zones differ fails until they agree (sync/zones.py).
+    timezone_pinned: StrictBool = False
     cherry_conn_id: ConnId
     crm_conn_id: ConnId
     enabled: StrictBool = True
     options: PracticeOptions = PracticeOptions()
+    events: EventDelivery = EventDelivery()
 
     def fingerprint(self) -> str:
         """A stable hash of this practice's whole configuration (changes whenever any setting does)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # Options left at a default added later are left out, so the fingerprints of entries written before the
+        # option existed stay put.
+        exclude = set()
+        if not self.timezone_pinned:
+            exclude.add("timezone_pinned")
+        if self.events == EventDelivery():
+            exclude.add("events")
+        canonical = json.dumps(
+            self.model_dump(mode="json", exclude=exclude or None), sort_keys=True, separators=(",", ":")
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -206,12 +231,6 @@ class Registry:
 
     def errors_for(self, practice: str) -> list[RegistryError]:
         return [error for error in self.errors if error.practice == practice]
-
-
-def default_registry_path() -> Path:
-    """`$CHERRY_SYNC_REGISTRY` if set, else include/practices.yml in this repository."""
-    override = os.environ.get(ENV_VAR)
-    return Path(override).expanduser() if override else DEFAULT_PATH
 
 
 def load_registry(path: str | Path | None = None) -> Registry:
@@ -302,19 +321,35 @@ def _errors_from(exc: ValidationError, label: str) -> list[RegistryError]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Check a registry file: print its practices and any errors; exit 1 when there are errors."""
+    """Check a registry file: print its practices and any errors; exit 1 when there are errors.
+
+    `--zones`: also compare each enabled practice's zone with Cherry's practice zone and its CRM location's zone
+    (one `GET /v1/practice` and one `GET /locations/{id}` each); a disagreement, or a zone that could not be read,
+    is an error.
+    """
     args = sys.argv[1:] if argv is None else argv
+    zones = "--zones" in args
+    paths = [arg for arg in args if arg != "--zones"]
     try:
-        registry = load_registry(args[0] if args else None)
+        registry = load_registry(paths[0] if paths else None)
     except RegistryFileError as exc:
         print(exc, file=sys.stderr)
         return 2
     for practice in registry.practices:
         state = "enabled" if practice.enabled else "disabled"
-        print(f"ok     {practice.slug} ({state}, {practice.timezone})")
+        pinned = ", pinned" if practice.timezone_pinned else ""
+        print(f"ok     {practice.slug} ({state}, {practice.timezone}{pinned})")
     for error in registry.errors:
         print(f"error  {error}")
-    return 1 if registry.errors else 0
+    failed = bool(registry.errors)
+    if zones:
+        from cherry_sync.sync.zones import check_practice
+
+        for practice in registry.enabled():
+            report = check_practice(practice)
+            print(f"{'zones ' if report.ok else 'error '} {report}")
+            failed = failed or not report.ok
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

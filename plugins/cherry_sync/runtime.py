@@ -1,10 +1,8 @@
 """Build what a task needs for one practice, at run time: registry entry, store, hooks, shared pacer.
 
-Connections (all resolved when a task runs, never at parse time):
-- `cherry_sync_store`: the sync store (sqlite or postgres). Default pacing state lives beside it.
-- `cherry_sync_pacer` (optional): where API pacing is shared across workers, e.g. `redis://127.0.0.1:6379/0`.
-  Without it: the store's PostgreSQL, or for a SQLite store a file-locked SQLite file next to it.
-- each practice's Cherry and CRM connections, as named in the registry.
+The connections are those of `cherry_sync.context`, all resolved when a task runs, never at parse time. API
+pacing is shared through `cherry_sync_pacer` when it is defined; without it through the store's PostgreSQL, or for
+a SQLite store a file-locked SQLite file next to it.
 """
 
 from __future__ import annotations
@@ -14,26 +12,34 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from cherry_sync.context import PACER_CONN_ID, STORE_CONN_ID, PracticeContext
+from cherry_sync.errors import CherrySyncError, Disposition
 from cherry_sync.hooks.cherry import CherryHook
 from cherry_sync.hooks.crm import AesthetixCrmHook
 from cherry_sync.hooks.pacing import Pacer, pacer_from_url
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.registry import PracticeConfig, Registry, load_registry
 from cherry_sync.store import SyncStore, get_store, url_from_connection
-from cherry_sync.sync.practice_runs import PracticeContext
 
 log = logging.getLogger(__name__)
 
-STORE_CONN_ID = "cherry_sync_store"
-PACER_CONN_ID = "cherry_sync_pacer"
 
+class PracticeUnavailable(CherrySyncError):
+    """The practice cannot run: unknown, disabled or invalid in the registry. Its task is skipped."""
 
-class PracticeUnavailable(Exception):
-    """The practice cannot run: unknown, disabled or invalid in the registry."""
+    reason_code = ReasonCode.PRACTICE_UNAVAILABLE
+    disposition = Disposition.SKIP
 
     def __init__(self, slug: str, reason: str) -> None:
         self.slug = slug
         self.reason = reason
         super().__init__(f"practice {slug}: {reason}")
+
+    def describe(self) -> str:
+        return self.reason
+
+    def __reduce__(self) -> tuple[type[PracticeUnavailable], tuple[object, ...]]:
+        return (type(self), (self.slug, self.reason))
 
 
 def registry() -> Registry:
@@ -97,6 +103,7 @@ def shared_pacer() -> Pacer:
 
 
 def practice_context(practice: PracticeConfig, store: SyncStore | None = None) -> PracticeContext:
+    """The practice's context: its registry entry, the store and both hooks, paced through the shared pacer."""
     pacer = shared_pacer()
     return PracticeContext(
         practice=practice,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from cherry_sync.runtime import STORE_CONN_ID, registry
+from cherry_sync.context import STORE_CONN_ID
+from cherry_sync.runtime import registry
 from cherry_sync.store import get_store
 
 log = logging.getLogger(__name__)
@@ -69,4 +70,7 @@ def summarize_run(run_id: str, dag_id: str) -> dict:
     rejects = store.rejection_counts()
     if rejects:
         log.info("open rejections by reason (all runs): %s", rejects)
-    return {"practices": per_practice, "open_rejections": rejects}
+    warnings = store.warning_counts()
+    if warnings:
+        log.info("open warnings by reason (synced without a detail; all runs): %s", warnings)
+    return {"practices": per_practice, "open_rejections": rejects, "open_warnings": warnings}

@@ -14,6 +14,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from cherry_sync.domain.desired_contact import FieldValue
 
 CENT = Decimal("0.01")
+# What empties a contact's custom field on write, for every data type: HighLevel takes an empty string as
+# "no value" (null is refused by the CRM sandbox, as an unclear form; docs/field-mapping.md).
+CLEARED_FIELD_VALUE = ""
 _ISO_DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:$|[Tt ])")
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 _SLASHED_ISO_DATE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
@@ -79,6 +82,17 @@ def parse_crm_number(value: object) -> Decimal | None:
     except InvalidOperation:
         return None
     return number if number.is_finite() else None
+
+
+def is_empty_value(current: object) -> bool:
+    """True when a custom-field value read from the CRM holds nothing (absent, blank text, empty list)."""
+    if current is None:
+        return True
+    if isinstance(current, str):
+        return not current.strip()
+    if isinstance(current, list | tuple | dict):
+        return len(current) == 0
+    return False
 
 
 def same_value(desired: FieldValue, current: object) -> bool:

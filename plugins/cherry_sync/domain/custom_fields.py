@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from cherry_sync.domain.errors import DomainError
+from cherry_sync.reasons import ReasonCode
 
 
 class DataType(StrEnum):
@@ -160,6 +161,8 @@ class FieldPlan:
 
 class FieldsNotProvisioned(DomainError):
     """The location lacks some catalogue fields, or has them with the wrong type (keys only, no data)."""
+
+    reason_code = ReasonCode.FIELDS_NOT_PROVISIONED
 
     def __init__(self, missing: tuple[str, ...], conflicting: tuple[str, ...]) -> None:
         self.missing = missing

@@ -26,9 +26,11 @@ _STANDARD = ("first_name", "last_name", "email", "phone", "date_of_birth")
 class DesiredContact:
     """The contact Cherry wants: standard fields plus Cherry custom-field values keyed by fieldKey.
 
-    Money is `Decimal`, dates are `date`, everything else `str`. A custom field absent from
-    `custom_fields` is not written (Cherry has no value for it). `repr()` shows field names only.
-    Treat instances as immutable; use `to_dict`/`from_dict` to pass one between tasks as JSON.
+    Money is `Decimal`, dates are `date`, everything else `str`. The Cherry fields are Cherry's: a key in
+    `cleared` is one Cherry has no value for, so the CRM's value is emptied. A key in neither (Cherry's
+    value could not be learned this time, e.g. a malformed estimates answer) is left as the CRM has it.
+    `repr()` shows field names only. Treat instances as immutable; use `to_dict`/`from_dict` to pass one
+    between tasks as JSON.
     """
 
     patient_id: str
@@ -38,6 +40,7 @@ class DesiredContact:
     phone: str | None = None  # E.164
     date_of_birth: date | None = None
     custom_fields: Mapping[str, FieldValue] = field(default_factory=dict)
+    cleared: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # Catch mapping bugs early, naming only the key: a wrong Python type would be written wrongly.
@@ -53,12 +56,20 @@ class DesiredContact:
             if spec.options and value not in spec.options:
                 raise ValueError(f"custom field {key} got a value outside its options")
         object.__setattr__(self, "custom_fields", dict(self.custom_fields))
+        cleared = frozenset(self.cleared)
+        unknown = sorted(key for key in cleared if key not in FIELDS_BY_KEY)
+        if unknown:
+            raise ValueError(f"not a Cherry custom field: {unknown[0]}")
+        both = sorted(cleared & set(self.custom_fields))
+        if both:
+            raise ValueError(f"custom field {both[0]} cannot both hold a value and be cleared")
+        object.__setattr__(self, "cleared", cleared)
 
     def __repr__(self) -> str:
         present = [name for name in _STANDARD if getattr(self, name) is not None]
         return (
             f"DesiredContact(patient_id={self.patient_id!r}, fields={present}, "
-            f"custom_fields={sorted(self.custom_fields)})"
+            f"custom_fields={sorted(self.custom_fields)}, cleared={sorted(self.cleared)})"
         )
 
     def standard_fields(self) -> dict[str, str]:
@@ -82,6 +93,7 @@ class DesiredContact:
             "phone": self.phone,
             "date_of_birth": self.date_of_birth.isoformat() if self.date_of_birth else None,
             "custom_fields": {key: _to_json(value) for key, value in sorted(self.custom_fields.items())},
+            "cleared": sorted(self.cleared),
         }
 
     @classmethod
@@ -107,6 +119,7 @@ class DesiredContact:
             phone=data.get("phone"),
             date_of_birth=date.fromisoformat(dob) if dob else None,
             custom_fields=custom,
+            cleared=frozenset(data.get("cleared") or ()),
         )
 
 

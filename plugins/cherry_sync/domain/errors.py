@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cherry_sync.errors import CherrySyncError, Disposition
+from cherry_sync.reasons import ReasonCode
+
 
 class Entity(StrEnum):
     """The kind of Cherry record an error or warning is about."""
@@ -18,47 +21,10 @@ class Entity(StrEnum):
     PAYMENT = "payment"
     EVENT = "event"
     ESTIMATES = "estimates"
+    METRICS = "metrics"  # Cherry's reporting metrics (aggregates: no patient data, no id)
 
 
-class ReasonCode(StrEnum):
-    """Why a record was rejected (fatal) or a field was dropped (warning).
-
-    Rejections: every code except those in `WARNING_CODES`.
-    Warnings (the record is kept, the field is dropped and not written): `invalid_email`,
-    `invalid_phone`, `invalid_date` and `implausible_date` (today only `date_of_birth` is a calendar
-    date in the contract; every other time field is a timestamp and rejects as `invalid_timestamp`).
-    """
-
-    INVALID_RECORD = "invalid_record"  # not a JSON object, or a field has the wrong JSON type
-    MISSING_ID = "missing_id"  # the record's own id is absent, null or blank
-    INVALID_ID = "invalid_id"  # an id (own or foreign) is not a short opaque token
-    MISSING_FIELD = "missing_field"  # a required field other than the id is absent or null
-    INVALID_MONEY = "invalid_money"  # not a non-negative decimal with at most two places
-    INVALID_NUMBER = "invalid_number"  # a non-money number (term months, APR) is out of range or not numeric
-    INVALID_TIMESTAMP = "invalid_timestamp"  # not an RFC 3339 timestamp with a UTC offset
-    UNKNOWN_STATUS = "unknown_status"  # an enum value outside the contract
-    UNKNOWN_EVENT_TYPE = "unknown_event_type"  # an event type outside the contract
-    OVERSIZE_TEXT = "oversize_text"  # a text value longer than its documented limit
-    NO_CONTACT_POINT = "no_contact_point"  # neither a usable phone nor a usable email
-    INCONSISTENT_RECORD = "inconsistent_record"  # fields contradict each other (refund > amount, ids differ)
-    # Warnings only: the record survives without the field.
-    INVALID_EMAIL = "invalid_email"
-    INVALID_PHONE = "invalid_phone"
-    INVALID_DATE = "invalid_date"  # malformed or impossible calendar date (2023-02-30)
-    IMPLAUSIBLE_DATE = "implausible_date"  # a real date that cannot be true: placeholder, pre-1900, future
-
-
-WARNING_CODES: frozenset[ReasonCode] = frozenset(
-    {
-        ReasonCode.INVALID_EMAIL,
-        ReasonCode.INVALID_PHONE,
-        ReasonCode.INVALID_DATE,
-        ReasonCode.IMPLAUSIBLE_DATE,
-    }
-)
-
-
-class DomainError(Exception):
+class DomainError(CherrySyncError):
     """Base class of every error raised by the domain layer."""
 
 
@@ -121,6 +87,9 @@ class FieldWarning:
 class InvalidPracticeTimezone(DomainError, ValueError):
     """The practice's configured time zone is not an IANA zone name (configuration, not patient data)."""
 
+    reason_code = ReasonCode.INVALID_TIMEZONE
+    disposition = Disposition.FAIL
+
     def __init__(self, tz_name: str) -> None:
         self.tz_name = tz_name
         super().__init__(f"unknown IANA time zone {tz_name!r}")
@@ -128,6 +97,8 @@ class InvalidPracticeTimezone(DomainError, ValueError):
 
 class UnprovisionedField(DomainError):
     """A custom field that must be written has no id for this location: provisioning did not run or failed."""
+
+    reason_code = ReasonCode.FIELDS_NOT_PROVISIONED
 
     def __init__(self, field_keys: tuple[str, ...]) -> None:
         self.field_keys = field_keys

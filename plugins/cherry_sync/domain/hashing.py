@@ -16,7 +16,10 @@ from typing import Any
 
 from cherry_sync.domain.desired_contact import DesiredContact, FieldValue
 
-HASH_VERSION = "cherry-contact-v1"
+# v2: Cherry fields Cherry has no value for are cleared in the CRM (before, they were left as they were). The
+# bump makes the next run re-check every contact once, so values written before v2 that Cherry has since
+# cleared are emptied without a manual step.
+HASH_VERSION = "cherry-contact-v2"
 
 
 def canonical_decimal(value: Decimal) -> str:
@@ -37,6 +40,7 @@ def content_hash(desired: DesiredContact) -> str:
         "phone": desired.phone,
         "date_of_birth": _canonical(desired.date_of_birth) if desired.date_of_birth else None,
         "custom_fields": {key: _canonical(value) for key, value in desired.custom_fields.items()},
+        "cleared": sorted(desired.cleared),
     }
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(encoded).hexdigest()

@@ -5,11 +5,11 @@ The value rules are documented in docs/field-mapping.md; keep the two in step.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from cherry_sync.domain import custom_fields as cf
 from cherry_sync.domain.cherry_records import (
@@ -20,6 +20,7 @@ from cherry_sync.domain.cherry_records import (
     Estimates,
     PaymentStatus,
 )
+from cherry_sync.domain.contract import zone_named
 from cherry_sync.domain.desired_contact import DesiredContact, FieldValue
 from cherry_sync.domain.errors import InvalidPracticeTimezone
 from cherry_sync.domain.estimates import PracticeEstimates, estimate_text
@@ -47,6 +48,8 @@ PAYMENT_STATUS_OPTIONS: dict[PaymentStatus, str] = {
     PaymentStatus.CANCELLED: "Cancelled",
 }
 ESTIMATE_TERMS = (6, 12)
+PATIENT_ESTIMATE_FIELDS = (cf.PATIENT_6_MONTH_ESTIMATE, cf.PATIENT_12_MONTH_ESTIMATE)
+PRACTICE_ESTIMATE_FIELDS = (cf.PRACTICE_6_MONTH_ESTIMATE, cf.PRACTICE_12_MONTH_ESTIMATE)
 
 
 def latest_payment(payments: Iterable[CherryPayment]) -> CherryPayment | None:
@@ -57,10 +60,10 @@ def latest_payment(payments: Iterable[CherryPayment]) -> CherryPayment | None:
 @lru_cache(maxsize=64)
 def practice_zone(tz_name: str) -> ZoneInfo:
     """The practice's IANA time zone; raises `InvalidPracticeTimezone` for an unknown name."""
-    try:
-        return ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InvalidPracticeTimezone(tz_name) from None
+    zone = zone_named(tz_name)
+    if zone is None:
+        raise InvalidPracticeTimezone(tz_name)
+    return zone
 
 
 def local_date(moment: datetime, tz_name: str) -> date:
@@ -79,11 +82,15 @@ def desired_contact(
     latest_payment: CherryPayment | None = None,
     practice_estimates: PracticeEstimates | None = None,
     patient_estimates: Estimates | None = None,
+    unknown: Iterable[str] = (),
 ) -> DesiredContact:
-    """The contact Cherry wants for `patient`. Fields Cherry has no value for are left out (never cleared).
+    """The contact Cherry wants for `patient`, with every Cherry field either valued or cleared.
 
-    `latest_payment` must belong to `patient` (see `latest_payment()` to choose it). Dates are
-    calendar dates in `practice_tz`. Estimate fields are written only when the estimates are given.
+    The 14 Cherry fields mirror Cherry: a field Cherry has no value for (no balance, no latest payment,
+    no estimates given) is in `cleared`, so the CRM's stale value is emptied. `unknown` names fields
+    whose Cherry value could not be learned this time (e.g. a malformed estimates answer): those are
+    neither written nor cleared. `latest_payment` must belong to `patient` (see `latest_payment()`).
+    Dates are calendar dates in `practice_tz`.
     """
     practice_zone(practice_tz)  # fail on bad configuration even for patients without dates
     fields: dict[str, FieldValue] = {
@@ -104,18 +111,13 @@ def desired_contact(
         fields.update(_payment_fields(latest_payment, practice_tz))
 
     if practice_estimates is not None:
-        for term, key in zip(
-            ESTIMATE_TERMS, (cf.PRACTICE_6_MONTH_ESTIMATE, cf.PRACTICE_12_MONTH_ESTIMATE), strict=True
-        ):
-            text = estimate_text(practice_estimates.estimates, term)
-            if text is not None:
-                fields[key] = text
+        fields.update(_estimate_fields(practice_estimates.estimates, PRACTICE_ESTIMATE_FIELDS))
     if patient_estimates is not None:
-        for term, key in zip(ESTIMATE_TERMS, (cf.PATIENT_6_MONTH_ESTIMATE, cf.PATIENT_12_MONTH_ESTIMATE), strict=True):
-            text = estimate_text([patient_estimates], term)
-            if text is not None:
-                fields[key] = text
+        fields.update(_estimate_fields([patient_estimates], PATIENT_ESTIMATE_FIELDS))
 
+    not_known = frozenset(unknown)
+    for key in not_known:
+        fields.pop(key, None)
     return DesiredContact(
         patient_id=patient.id,
         first_name=patient.first_name,
@@ -124,7 +126,14 @@ def desired_contact(
         phone=patient.phone,
         date_of_birth=patient.date_of_birth,
         custom_fields=fields,
+        cleared=frozenset(cf.FIELDS_BY_KEY) - set(fields) - not_known,
     )
+
+
+def _estimate_fields(estimates: Iterable[Estimates], keys: tuple[str, str]) -> Mapping[str, FieldValue]:
+    found = list(estimates)
+    texts = {key: estimate_text(found, term) for term, key in zip(ESTIMATE_TERMS, keys, strict=True)}
+    return {key: text for key, text in texts.items() if text is not None}
 
 
 def payment_amount(payment: CherryPayment) -> Decimal:

@@ -6,8 +6,8 @@ Rules (docs/field-mapping.md, "Merge rules"):
   1900-01-01 / 1970-01-01). A real CRM date is never overwritten, and never cleared.
 - phone / email are written only when Cherry has a value and it differs (phones compared as E.164,
   emails case-insensitively). A CRM value is kept when Cherry has none.
-- Cherry custom fields are written when they differ from what the CRM holds (numbers by value, dates by
-  date, text by content). Fields Cherry has no value for are not touched.
+- Cherry custom fields mirror Cherry: written when they differ from what the CRM holds (numbers by value,
+  dates by date, text by content), and emptied when Cherry has no value but the CRM still holds one.
 - `tags` is never sent (it replaces all of a contact's tags), nor any key outside the API's DTO.
 """
 
@@ -19,7 +19,13 @@ from typing import Any
 
 from cherry_sync.domain.birth_dates import EARLIEST_BIRTH_DATE, PLACEHOLDER_BIRTH_DATES
 from cherry_sync.domain.contact_points import clean_name, email_match_key, normalise_phone
-from cherry_sync.domain.crm_values import parse_crm_date, same_value, to_field_value
+from cherry_sync.domain.crm_values import (
+    CLEARED_FIELD_VALUE,
+    is_empty_value,
+    parse_crm_date,
+    same_value,
+    to_field_value,
+)
 from cherry_sync.domain.desired_contact import DesiredContact, FieldValue
 from cherry_sync.domain.errors import UnprovisionedField
 
@@ -61,14 +67,23 @@ FORBIDDEN_KEYS: frozenset[str] = frozenset({"tags"})
 
 @dataclass(frozen=True)
 class CustomFieldWrite:
-    """One custom-field value to write; `field_id` is the location's id for `field_key`."""
+    """One custom-field value to write; `field_id` is the location's id for `field_key`.
+
+    `value` None empties the field: HighLevel clears a contact's custom field when it is written as an
+    empty string, whatever the field's type.
+    """
 
     field_key: str
     field_id: str
-    value: FieldValue = field(repr=False)
+    value: FieldValue | None = field(repr=False)
+
+    @property
+    def clears(self) -> bool:
+        return self.value is None
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.field_id, "field_value": to_field_value(self.value)}
+        value = CLEARED_FIELD_VALUE if self.value is None else to_field_value(self.value)
+        return {"id": self.field_id, "field_value": value}
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,11 @@ class ContactWrite:
         """Standard field names and custom field keys being written, safe to log."""
         return tuple(sorted(self.standard)) + tuple(sorted(w.field_key for w in self.custom_fields))
 
+    @property
+    def cleared_fields(self) -> tuple[str, ...]:
+        """The Cherry field keys this write empties."""
+        return tuple(sorted(w.field_key for w in self.custom_fields if w.clears))
+
     def update_body(self) -> dict[str, Any]:
         """JSON body for `PUT /contacts/{contact_id}`."""
         body: dict[str, Any] = dict(self.standard)
@@ -120,8 +140,11 @@ def plan_contact_write(
 ) -> ContactWrite | None:
     """Plan the write that brings `existing` (GET /contacts/{id}, wrapped or not) in line with `desired`.
 
-    `existing=None` means a new contact: every value Cherry has is written. Returns None when the
-    contact already holds everything. Raises `UnprovisionedField` when a field to write has no id.
+    `existing=None` means a new contact: every value Cherry has is written, and the fields Cherry has no
+    value for are sent empty (an upsert can land on a contact the caller did not know, whose stale values
+    must not survive). Returns None when the contact already holds everything. Raises
+    `UnprovisionedField` when a field to write a value to has no id; a field to clear that has no id holds
+    nothing, so it is skipped.
     """
     missing = tuple(sorted(key for key in desired.custom_fields if not field_ids.get(key)))
     if missing:
@@ -135,6 +158,9 @@ def plan_contact_write(
             standard=desired.standard_fields(),
             custom_fields=tuple(
                 CustomFieldWrite(key, field_ids[key], value) for key, value in sorted(desired.custom_fields.items())
+            )
+            + tuple(
+                CustomFieldWrite(key, field_ids[key], None) for key in sorted(desired.cleared) if field_ids.get(key)
             ),
             match_email=desired.email,
             match_phone=desired.phone,
@@ -149,6 +175,10 @@ def plan_contact_write(
         CustomFieldWrite(key, field_ids[key], value)
         for key, value in sorted(desired.custom_fields.items())
         if not same_value(value, current.get(field_ids[key]))
+    ) + tuple(
+        CustomFieldWrite(key, field_ids[key], None)
+        for key in sorted(desired.cleared)
+        if field_ids.get(key) and not is_empty_value(current.get(field_ids[key]))
     )
     if not standard and not custom:
         return None

@@ -1,13 +1,15 @@
 """`CherryHook`: the Cherry partner API as defined in `sandbox/cherry/openapi.yaml` (docs/cherry-contract.md).
 
-Connection (conn type `http`, or the documented `cherry` type): host = base URL (e.g.
-`https://partner-api.withcherry.com` or the sandbox's `http://127.0.0.1:8101`), password = the practice's
-API key. Optional extras: `connect_timeout`, `read_timeout`, `max_attempts`, `max_elapsed_seconds`,
-`backoff_initial`, `backoff_max`, `burst_limit` and `burst_window_seconds` (pacing, default 18 per 1 s).
+Connection (conn type `cherry`, registered by this package's provider entry point; an `http` connection works
+too): host = base URL (e.g. `https://partner-api.withcherry.com` or the sandbox's `http://127.0.0.1:8101`),
+password = the practice's API key. Optional extras: `connect_timeout`, `read_timeout`, `max_attempts`,
+`max_elapsed_seconds`, `backoff_initial`, `backoff_max`, `burst_limit` and `burst_window_seconds` (pacing, default
+18 per 1 s), and the TLS / proxy extras of every hook (`hooks.base`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,9 +17,11 @@ from typing import Any
 
 import requests
 
+from cherry_sync import provider
 from cherry_sync.hooks import errors
-from cherry_sync.hooks.base import ApiHook, Page
+from cherry_sync.hooks.base import PROBE_RETRY, ApiHook
 from cherry_sync.hooks.pacing import PaceSettings
+from cherry_sync.hooks.paging import CursorPaging, Page
 
 MAX_PAGE_SIZE = 500
 
@@ -27,16 +31,22 @@ class CherryHook(ApiHook):
 
     conn_name_attr = "cherry_conn_id"
     default_conn_name = "cherry_default"
-    conn_type = "cherry"
-    hook_name = "Cherry partner API"
+    conn_type = provider.CHERRY_CONN_TYPE
+    hook_name = provider.CHERRY_HOOK_NAME
     service = "cherry"
     default_pace = PaceSettings(max_requests=18, window_seconds=1.0)
+    conn_fields = provider.CHERRY_FIELDS
 
     def __init__(self, cherry_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(cherry_conn_id, **kwargs)
 
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return copy.deepcopy(provider.CHERRY_FIELD_BEHAVIOUR)
+
     def ping(self) -> None:
-        self.get_practice()
+        """`GET /v1/practice` once: the key is known and activated."""
+        self.request("GET", "/v1/practice", op="GET /v1/practice", retry=PROBE_RETRY)
 
     # -- operations ------------------------------------------------------------------------------
 
@@ -54,20 +64,20 @@ class CherryHook(ApiHook):
     ) -> Iterator[Page]:
         """`GET /v1/patients`, page by page, from `cursor` (None: the beginning) to the end."""
         params = _clean({"status": status, "updated_since": _ts(updated_since), "limit": _limit(limit)})
-        return self.iter_pages("/v1/patients", op="GET /v1/patients", params=params, cursor=cursor)
+        return self._pages("/v1/patients", params, cursor)
 
     def get_patient(self, patient_id: str) -> dict:
         return self.request("GET", f"/v1/patients/{patient_id}", op="GET /v1/patients/{id}")
 
     def iter_event_pages(self, *, cursor: str | None = None, limit: int = MAX_PAGE_SIZE) -> Iterator[Page]:
         """`GET /v1/events` after `cursor`. The last page's `next_cursor` is where to resume next time."""
-        return self.iter_pages("/v1/events", op="GET /v1/events", params={"limit": _limit(limit)}, cursor=cursor)
+        return self._pages("/v1/events", {"limit": _limit(limit)}, cursor)
 
     def iter_payment_pages(
         self, *, updated_since: datetime | None = None, limit: int = MAX_PAGE_SIZE, cursor: str | None = None
     ) -> Iterator[Page]:
         params = _clean({"updated_since": _ts(updated_since), "limit": _limit(limit)})
-        return self.iter_pages("/v1/payments", op="GET /v1/payments", params=params, cursor=cursor)
+        return self._pages("/v1/payments", params, cursor)
 
     def get_estimates(self, amount: Decimal) -> dict:
         """`GET /v1/estimates?amount=`: the practice's plans for that amount."""
@@ -77,9 +87,7 @@ class CherryHook(ApiHook):
         return self.request("GET", f"/v1/patients/{patient_id}/estimates", op="GET /v1/patients/{id}/estimates")
 
     def iter_marketing_asset_pages(self, *, limit: int = MAX_PAGE_SIZE, cursor: str | None = None) -> Iterator[Page]:
-        return self.iter_pages(
-            "/v1/marketing-assets", op="GET /v1/marketing-assets", params={"limit": _limit(limit)}, cursor=cursor
-        )
+        return self._pages("/v1/marketing-assets", {"limit": _limit(limit)}, cursor)
 
     def download_asset(self, asset_id: str, *, max_bytes: int, chunk_size: int = 64 * 1024) -> bytes:
         """`GET /v1/marketing-assets/{id}/content`, streamed; refuses more than `max_bytes`."""
@@ -108,6 +116,9 @@ class CherryHook(ApiHook):
             op="GET /v1/reports/metrics",
             params={"start": start.isoformat(), "end": end.isoformat()},
         )
+
+    def _pages(self, path: str, params: dict, cursor: str | None) -> Iterator[Page]:
+        return self.paginate("GET", path, CursorPaging(params), op=f"GET {path}", start=cursor)
 
     # -- error shape -----------------------------------------------------------------------------
 

@@ -1,27 +1,33 @@
 """`AesthetixCrmHook`: the HighLevel API v2 subset Aesthetix CRM exposes, for one location (sub-account).
 
-Connection (conn type `http`, or the documented `aesthetix_crm` type): host = base URL
-(`https://services.leadconnectorhq.com` in production, the sandbox's `http://127.0.0.1:8102` locally),
-password = the location's Private Integration Token, extra `location_id` (required). Optional extras as
-for every hook (timeouts, retries) and pacing: `burst_limit` (default 95) per `burst_window_seconds`
-(default 10), `daily_reserve` (requests kept back from the daily budget, default 0).
+Connection (conn type `aesthetix_crm`, registered by this package's provider entry point; an `http` connection
+works too): host = base URL (`https://services.leadconnectorhq.com` in production, the sandbox's
+`http://127.0.0.1:8102` locally), password = the location's Private Integration Token, extra `location_id`
+(required). Optional extras as for every hook (timeouts, retries, TLS and proxies: `hooks.base`) and pacing:
+`burst_limit` (default 95) per `burst_window_seconds` (default 10), `daily_reserve` (requests kept back from the
+daily budget, default 0), `max_in_flight` (most requests of the location in flight at once from one task, default
+8: see `hooks.inflight`).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
 
+from cherry_sync import provider
 from cherry_sync.hooks import errors
-from cherry_sync.hooks.base import ApiHook
+from cherry_sync.hooks.base import PROBE_RETRY, ApiHook
+from cherry_sync.hooks.paging import OffsetPaging, PageNumberPaging, SearchAfterPaging
 
 API_VERSION = "2021-07-28"
 CONVERSATIONS_VERSION = "2021-04-15"
 BULK_TAG_BATCH = 100
 SEARCH_PAGE_LIMIT = 500
+OPPORTUNITY_PAGE_LIMIT = 100
 MEDIA_PAGE_LIMIT = 100
 SETTLE_POLL_SECONDS = 0.5  # between look-ups for a write whose answer was lost
 
@@ -31,19 +37,24 @@ class AesthetixCrmHook(ApiHook):
 
     conn_name_attr = "crm_conn_id"
     default_conn_name = "aesthetix_crm_default"
-    conn_type = "aesthetix_crm"
-    hook_name = "Aesthetix CRM (HighLevel v2)"
+    conn_type = provider.CRM_CONN_TYPE
+    hook_name = provider.CRM_HOOK_NAME
     service = "crm"
     version_header = API_VERSION
+    conn_fields = provider.CRM_FIELDS
 
     def __init__(self, crm_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(crm_conn_id, **kwargs)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return copy.deepcopy(provider.CRM_FIELD_BEHAVIOUR)
 
     @property
     def location_id(self) -> str:
         location = self.extra.get("location_id")
         if not location:
-            raise errors.ValidationError("connection", f"connection {self.http_conn_id} has no location_id extra")
+            raise errors.ValidationError("connection", f"connection {self.conn_id} has no location_id extra")
         return str(location)
 
     @property
@@ -52,7 +63,19 @@ class AesthetixCrmHook(ApiHook):
         return f"crm-{self.location_id}"
 
     def ping(self) -> None:
-        self.request("GET", f"/locations/{self.location_id}", op="GET /locations/{id}")
+        """`GET /locations/{id}` once: the token is valid for this location."""
+        self.request("GET", f"/locations/{self.location_id}", op="GET /locations/{id}", retry=PROBE_RETRY)
+
+    # -- location -------------------------------------------------------------------------------
+
+    def get_location(self) -> dict:
+        """`GET /locations/{locationId}`: the location (sub-account), e.g. its `timezone` (IANA name)."""
+        op = "GET /locations/{id}"
+        body = self.request("GET", f"/locations/{self.location_id}", op=op)
+        location = body.get("location") if isinstance(body, dict) else None
+        if not isinstance(location, dict):
+            raise errors.MalformedResponseError(op, "no location object in the response")
+        return location
 
     # -- custom fields --------------------------------------------------------------------------
 
@@ -153,25 +176,14 @@ class AesthetixCrmHook(ApiHook):
         self, *, filters: list[dict] | None = None, query: str | None = None, page_limit: int = SEARCH_PAGE_LIMIT
     ) -> Iterator[dict]:
         """`POST /contacts/search`, every match, following `searchAfter` (no 10,000-record page ceiling)."""
-        search_after: list | None = None
-        while True:
-            body: dict[str, Any] = {"locationId": self.location_id, "pageLimit": page_limit}
-            if filters:
-                body["filters"] = filters
-            if query:
-                body["query"] = query
-            if search_after is not None:
-                body["searchAfter"] = search_after
-            else:
-                body["page"] = 1
-            result = self.request("POST", "/contacts/search", op="POST /contacts/search", json=body, idempotent=True)
-            contacts = result.get("contacts", [])
-            yield from contacts
-            if len(contacts) < page_limit:
-                return
-            search_after = contacts[-1].get("searchAfter")
-            if not search_after:
-                raise errors.MalformedResponseError("POST /contacts/search", "full page without searchAfter")
+        body: dict[str, Any] = {"locationId": self.location_id}
+        if filters:
+            body["filters"] = filters
+        if query:
+            body["query"] = query
+        paging = SearchAfterPaging(body, page_limit)
+        for page in self.paginate("POST", "/contacts/search", paging, op="POST /contacts/search", idempotent=True):
+            yield from page.items
 
     def add_tags(self, contact_id: str, tags: list[str]) -> None:
         self.request(
@@ -209,23 +221,24 @@ class AesthetixCrmHook(ApiHook):
     def search_opportunities(
         self, *, pipeline_id: str | None = None, contact_id: str | None = None, status: str | None = None
     ) -> list[dict]:
-        params: dict[str, Any] = {"location_id": self.location_id, "limit": 100}
+        pages = self.iter_opportunity_pages(pipeline_id=pipeline_id, contact_id=contact_id, status=status)
+        return [opp for page, _ in pages for opp in page]
+
+    def iter_opportunity_pages(
+        self, *, pipeline_id: str | None = None, contact_id: str | None = None, status: str | None = None
+    ) -> Iterator[tuple[list[dict], int | None]]:
+        """`GET /opportunities/search`, one page (100) at a time, to the end: (opportunities, the search's total
+        as `meta.total` gives it, or None)."""
+        params: dict[str, Any] = {"location_id": self.location_id}
         if pipeline_id:
             params["pipeline_id"] = pipeline_id
         if contact_id:
             params["contact_id"] = contact_id
         if status:
             params["status"] = status
-        found: list[dict] = []
-        page = 1
-        while True:
-            params["page"] = page
-            body = self.request("GET", "/opportunities/search", op="GET /opportunities/search", params=params)
-            batch = body.get("opportunities", [])
-            found.extend(batch)
-            if len(batch) < params["limit"]:
-                return found
-            page += 1
+        paging = PageNumberPaging(params, OPPORTUNITY_PAGE_LIMIT, "opportunities")
+        for page in self.paginate("GET", "/opportunities/search", paging, op="GET /opportunities/search"):
+            yield page.items, page.total
 
     def create_opportunity(self, body: dict) -> dict:
         """Create one; a repeat after an unknown outcome first searches for it (same contact, pipeline, name)."""
@@ -264,21 +277,13 @@ class AesthetixCrmHook(ApiHook):
             "sortBy": "createdAt",
             "sortOrder": "asc",
             "type": kind,
-            "limit": MEDIA_PAGE_LIMIT,
         }
         if parent_id:
             params["parentId"] = parent_id
         if query:
             params["query"] = query
-        found: list[dict] = []
-        offset = 0
-        while True:
-            params["offset"] = offset
-            batch = self.request("GET", "/medias/files", op="GET /medias/files", params=params).get("files", [])
-            found.extend(batch)
-            if len(batch) < MEDIA_PAGE_LIMIT:
-                return found
-            offset += len(batch)
+        paging = OffsetPaging(params, MEDIA_PAGE_LIMIT, "files")
+        return [f for page in self.paginate("GET", "/medias/files", paging, op="GET /medias/files") for f in page.items]
 
     def create_folder(self, name: str, parent_id: str | None = None, *, settle_seconds: float = 0.0) -> dict:
         """Create a media folder; a repeat after an unknown outcome first looks for it by name (for up to

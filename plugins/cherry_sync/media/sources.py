@@ -23,15 +23,12 @@ from cherry_sync.hooks.cherry import CherryHook
 from cherry_sync.media import content_types
 from cherry_sync.media.errors import (
     DOWNLOAD,
-    DOWNLOAD_FAILED,
     LIST,
-    MALFORMED_ASSET,
-    NO_CATEGORY,
-    TOO_LARGE,
     AssetFolderError,
     AssetGone,
     AssetRejected,
 )
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.store.media_library import MediaAsset
 
 CHERRY = "cherry"
@@ -95,7 +92,9 @@ def _read_capped(chunks, max_bytes: int, what: str) -> bytes:
         buf.extend(chunk)
         if len(buf) > max_bytes:
             raise AssetRejected(
-                TOO_LARGE, DOWNLOAD, f"{what} is over {content_types.megabytes(max_bytes)} (the CRM's upload limit)"
+                ReasonCode.TOO_LARGE,
+                DOWNLOAD,
+                f"{what} is over {content_types.megabytes(max_bytes)} (the CRM's upload limit)",
             )
     return bytes(buf)
 
@@ -155,7 +154,7 @@ class CherryAssetSource:
             if not ok
         ]
         if missing:
-            why = AssetRejected(MALFORMED_ASSET, LIST, f"listing entry without a valid {', '.join(missing)}")
+            why = AssetRejected(ReasonCode.MALFORMED_ASSET, LIST, f"listing entry without a valid {', '.join(missing)}")
             return asset_key(CHERRY, asset_id), why
         return SourceAsset(
             source=CHERRY,
@@ -176,9 +175,11 @@ class CherryAssetSource:
         except api_errors.ValidationError as exc:
             if exc.status is None:  # the hook's own cap, not an answer from Cherry
                 raise AssetRejected(
-                    TOO_LARGE, DOWNLOAD, f"download is over {content_types.megabytes(max_bytes)} (the CRM's limit)"
+                    ReasonCode.TOO_LARGE,
+                    DOWNLOAD,
+                    f"download is over {content_types.megabytes(max_bytes)} (the CRM's limit)",
                 ) from None
-            raise AssetRejected(DOWNLOAD_FAILED, DOWNLOAD, f"Cherry refused the download: {exc}") from None
+            raise AssetRejected(ReasonCode.DOWNLOAD_FAILED, DOWNLOAD, f"Cherry refused the download: {exc}") from None
 
 
 class FolderAssetSource:
@@ -221,7 +222,7 @@ class FolderAssetSource:
             if any(p.startswith(".") for p in parts):
                 continue  # .DS_Store, .keep, editors' temporary files
             if len(parts) == 1:
-                why = AssetRejected(NO_CATEGORY, LIST, f"{rel} is not inside a category folder")
+                why = AssetRejected(ReasonCode.NO_CATEGORY, LIST, f"{rel} is not inside a category folder")
                 listing.rejected.append((asset_key(FOLDER, rel), why))
                 continue
             size = info.get("size")

@@ -1,9 +1,10 @@
-"""`SmartListOperator`: keep one practice's "Cherry Patients" smart list exact (issue 5).
+"""`SmartListOperator`: keep one practice's "Cherry Patients" smart list exact.
 
 Like the other per-practice operators it resolves the practice when it runs (a disabled or invalid practice is
-skipped and nothing is touched), records its work in the run ledger and sorts failures (see `PracticeOperator`).
-The work itself is `cherry_sync.smart_list.update_smart_list`; its summary (counts per segment, tags added and
-removed, verification, export file name; no patient data) goes to the ledger's details and to XCom.
+skipped and nothing is touched), records its work in the run ledger and maps failures onto Airflow (see
+`PracticeOperator`). The work itself is `cherry_sync.smart_list.run.update_smart_list`; its summary (counts per
+segment, tags added and removed, verification, export file name; no patient data) goes to the ledger's details and
+to XCom.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from cherry_sync.operators.practice import PracticeOperator
 
 if TYPE_CHECKING:
-    from cherry_sync.sync.practice_runs import PracticeContext
+    from cherry_sync.context import PracticeContext
+    from cherry_sync.smart_list.run import SmartListSummary
 
 # The engine (store, hooks, SQLAlchemy) is imported inside run_for_practice(): DAG files import this module at
 # parse time and must stay fast.
@@ -29,17 +31,12 @@ class SmartListOperator(PracticeOperator):
     template_fields: Sequence[str] = (*PracticeOperator.template_fields, "verify", "verify_every_hours")
     ui_color = "#e3d9f7"
 
-    def __init__(self, *, verify: Any = "auto", verify_every_hours: Any = 24, **kwargs: Any) -> None:
+    def __init__(self, *, verify: str = "auto", verify_every_hours: float = 24, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.verify = verify
         self.verify_every_hours = verify_every_hours
 
-    def run_for_practice(self, ctx: PracticeContext, dry_run: bool) -> dict[str, Any]:
-        from cherry_sync.smart_list import update_smart_list
+    def run_for_practice(self, ctx: PracticeContext, dry_run: bool) -> SmartListSummary:
+        from cherry_sync.smart_list.run import update_smart_list
 
-        return update_smart_list(
-            ctx,
-            dry_run=dry_run,
-            verify=str(self.verify).strip().lower(),
-            verify_every_hours=float(self.verify_every_hours),
-        )
+        return update_smart_list(ctx, dry_run=dry_run, verify=self.verify, verify_every_hours=self.verify_every_hours)

@@ -19,18 +19,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
 import pandas as pd
 
+from cherry_sync.domain.cherry_records import AccountStatus, PaymentStatus
+from cherry_sync.domain.contract import MAX_MONEY, MONEY_PLACES, Count, decimal_type
+from cherry_sync.domain.errors import Entity, RecordRejected
+from cherry_sync.domain.validation import ContractModel, validate_record
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.reports.window import ReportWindow
 
 CENT = Decimal("0.01")
-REFUNDED = ("REFUNDED", "PARTIALLY_REFUNDED")
-CANCELLED = "CANCELLED"
-ACTIVE = "ACTIVE"
+REFUNDED = (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED)
 WEEK_DAYS = 7
 
 # Figure keys, in the order the report shows them within each section.
@@ -174,46 +177,39 @@ class PracticeReport:
 
 # -- Cherry reporting metrics -------------------------------------------------------------------------
 
-_METRIC_COUNTS = ("applications_started", "applications_completed", "approvals", "transactions", "refunds")
-_METRIC_MONEY = ("approved_amount", "volume", "refund_amount")
-_METRIC_RATIOS = ("approval_rate", "promo_share")
+# The contract writes every number as a JSON string; the reporting endpoint is read to the letter.
+MetricsMoney = decimal_type(
+    ReasonCode.INVALID_MONEY, places=MONEY_PLACES, maximum=MAX_MONEY, required=True, json_numbers=False, what="amount"
+)
+# approval_rate and promo_share: shares from 0 to 1 written with four places, null when there is nothing to divide.
+Ratio = decimal_type(ReasonCode.INVALID_NUMBER, places=4, maximum=Decimal(1), json_numbers=False, what="ratio")
 
 
-class MalformedMetrics(ValueError):
-    """The metrics body is not what the contract promises (the figures are then unavailable)."""
+class CherryMetrics(ContractModel):
+    """Cherry's `GET /v1/reports/metrics` answer for one window (aggregates only; see docs/cherry-contract.md)."""
 
-    reason_code = "malformed_response"
+    applications_started: Count
+    applications_completed: Count
+    approvals: Count
+    transactions: Count
+    refunds: Count
+    approved_amount: MetricsMoney
+    volume: MetricsMoney
+    refund_amount: MetricsMoney
+    approval_rate: Ratio
+    promo_share: Ratio
+
+
+class MalformedMetrics(RecordRejected):
+    """The metrics body is not what the contract promises (the figures are then unavailable).
+
+    `reason_code` is the rule it broke, with the same code a patient or payment gets for the same fault.
+    """
 
 
 def parse_metrics(body: Any) -> dict[str, Number | None]:
     """Validate a `GET /v1/reports/metrics` body into ints and Decimals (ratios may be None)."""
-    if not isinstance(body, Mapping):
-        raise MalformedMetrics("metrics body is not an object")
-    parsed: dict[str, Number | None] = {}
-    for key in _METRIC_COUNTS:
-        value = body.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise MalformedMetrics(f"metrics field {key} is not a count")
-        parsed[key] = value
-    for key in _METRIC_MONEY:
-        parsed[key] = _decimal(body.get(key), key, nullable=False)
-    for key in _METRIC_RATIOS:
-        parsed[key] = _decimal(body.get(key), key, nullable=True)
-    return parsed
-
-
-def _decimal(value: Any, key: str, *, nullable: bool) -> Decimal | None:
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str):
-        raise MalformedMetrics(f"metrics field {key} is not a decimal string")
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise MalformedMetrics(f"metrics field {key} is not a decimal string") from None
-    if not number.is_finite() or number < 0:
-        raise MalformedMetrics(f"metrics field {key} is out of range")
-    return number
+    return validate_record(CherryMetrics, body, Entity.METRICS, rejection=MalformedMetrics).model_dump()
 
 
 # -- the store's payments ----------------------------------------------------------------------------
@@ -263,10 +259,10 @@ def payment_figures(frame: pd.DataFrame, window: ReportWindow) -> dict[str, Numb
       change (a payment carries no separate refund time);
     - net volume: completed amount minus the amount refunded in the window.
     """
-    completed = frame[_between(frame["created_at"], window) & (frame["status"] != CANCELLED)]
+    completed = frame[_between(frame["created_at"], window) & (frame["status"] != PaymentStatus.CANCELLED)]
     changed = _between(frame["updated_at"], window)
     refunded = frame[changed & frame["status"].isin(REFUNDED)]
-    cancelled = frame[changed & (frame["status"] == CANCELLED)]
+    cancelled = frame[changed & (frame["status"] == PaymentStatus.CANCELLED)]
     count = len(completed)
     volume = int(completed["amount_cents"].sum())
     refund_cents = int(refunded["refund_cents"].sum())
@@ -288,7 +284,7 @@ def weekly_volume(frame: pd.DataFrame, window: ReportWindow) -> list[WeekVolume]
 
     Weeks end on the window's last day, so the recent weeks are whole; with 90 days the oldest has 6 days.
     """
-    completed = frame[_between(frame["created_at"], window) & (frame["status"] != CANCELLED)]
+    completed = frame[_between(frame["created_at"], window) & (frame["status"] != PaymentStatus.CANCELLED)]
     local_days = completed["created_at"].dt.tz_convert(window.timezone).dt.date
     weeks_back = local_days.map(lambda day: (window.end - day).days // WEEK_DAYS)
     grouped = completed.assign(week=weeks_back).groupby("week")["amount_cents"].agg(["count", "sum"])
@@ -316,7 +312,7 @@ def patient_figures(rows: Iterable[Any], threshold: Decimal) -> dict[str, Number
     frame = pd.DataFrame.from_records(
         [
             {
-                "active": row.account_status == ACTIVE,
+                "active": row.account_status == AccountStatus.ACTIVE,
                 "balance_cents": None if row.balance_available is None else _cents(row.balance_available),
                 "increase_eligible": bool(row.increase_eligible),
             }

@@ -1,7 +1,7 @@
 """Render a `PracticeReport` into the email's subject, HTML body, plain-text body and chart.
 
-Templates: `include/templates/metrics_email.html.j2` and `metrics_email.txt.j2` (Jinja2, strict undefined,
-autoescaped HTML). Formatting (money, counts, percentages, changes) happens here, once, so the HTML and text bodies
+Templates: `metrics_email.html.j2` and `metrics_email.txt.j2`, package data in `cherry_sync/templates/` (Jinja2,
+strict undefined, autoescaped HTML). Formatting (money, counts, percentages, changes) happens here, once, so the HTML and text bodies
 show exactly the same figures. The HTML's `<style>` is inlined into `style` attributes with css-inline (mail
 clients drop or ignore head styles); `@media` rules stay in the head for clients that honour them.
 """
@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import css_inline
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import BaseLoader, Environment, FileSystemLoader, FunctionLoader, StrictUndefined, select_autoescape
 
 from cherry_sync.reports import chart
 from cherry_sync.reports.figures import (
@@ -31,9 +32,10 @@ from cherry_sync.reports.figures import (
     PracticeReport,
 )
 
-TEMPLATES_ENV = "CHERRY_SYNC_TEMPLATES"
-# plugins/cherry_sync/reports/render.py -> <repo>/include/templates
-DEFAULT_TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"
+TEMPLATES_ENV = "CHERRY_SYNC_TEMPLATES"  # a folder of templates that replaces the packaged ones
+# The templates are package data (cherry_sync/templates/), read through importlib.resources: found wherever the
+# package is installed, whether from the plugins folder, a wheel or a zip.
+TEMPLATES_PACKAGE, TEMPLATES_FOLDER = "cherry_sync", "templates"
 HTML_TEMPLATE = "metrics_email.html.j2"
 TEXT_TEMPLATE = "metrics_email.txt.j2"
 MINUS = "\u2212"
@@ -55,15 +57,22 @@ class RenderedReport:
     chart_alt: str
 
 
-def templates_dir() -> Path:
+def templates_override() -> Path | None:
+    """The folder `$CHERRY_SYNC_TEMPLATES` names, or None for the packaged templates."""
     override = os.environ.get(TEMPLATES_ENV)
-    return Path(override).expanduser() if override else DEFAULT_TEMPLATES
+    return Path(override).expanduser() if override else None
+
+
+def _packaged_template(name: str) -> str | None:
+    resource = resources.files(TEMPLATES_PACKAGE).joinpath(TEMPLATES_FOLDER, name)
+    return resource.read_text(encoding="utf-8") if resource.is_file() else None
 
 
 @lru_cache(maxsize=4)
-def _environment(folder: str) -> Environment:
+def _environment(folder: str | None) -> Environment:
+    loader: BaseLoader = FileSystemLoader(folder) if folder else FunctionLoader(_packaged_template)
     env = Environment(
-        loader=FileSystemLoader(folder),
+        loader=loader,
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -74,8 +83,9 @@ def _environment(folder: str) -> Environment:
 
 
 def template_environment() -> Environment:
-    """The Jinja2 environment over the templates folder (`include/templates/`, or $CHERRY_SYNC_TEMPLATES)."""
-    return _environment(str(templates_dir()))
+    """The Jinja2 environment over the packaged templates (or the folder `$CHERRY_SYNC_TEMPLATES` names)."""
+    override = templates_override()
+    return _environment(str(override) if override else None)
 
 
 @lru_cache(maxsize=1)
@@ -328,7 +338,7 @@ def render_report(report: PracticeReport, *, recipients_count: int, chart_cid: s
     cid = chart_cid or f"weekly-volume.{report.slug}.{report.window.end.isoformat()}@cherry-sync"
     alt = chart.alt_text(report.weeks) if report.store.available else "Weekly payment volume: unavailable."
     view = view_model(report, recipients_count=recipients_count, chart_cid=cid, chart_alt=alt)
-    env = _environment(str(templates_dir()))
+    env = template_environment()
     filename = f"{report.slug}_{report.window.end.isoformat()}_chart.png"
     html = _inliner().inline(env.get_template(HTML_TEMPLATE).render(**view, image_src=f"cid:{cid}"))
     html_for_file = _inliner().inline(env.get_template(HTML_TEMPLATE).render(**view, image_src=filename))

@@ -1,7 +1,8 @@
 """One practice's metrics report, end to end: window, figures, rendering, local files, send ledger, SMTP.
 
-Plain Python over the Cherry hook and the store (the Airflow operator only resolves the practice and maps the
-outcome to a task state). The outcome holds counts and dates only: it goes to logs, the run ledger and XCom.
+Plain Python over the Cherry hook and the store (the Airflow operator only resolves the practice, checks that its
+time zones agree (`cherry_sync.sync.zones`: the window's days are Cherry's days only then) and maps the outcome to
+a task state). The outcome holds counts and dates only: it goes to logs, the run ledger and XCom.
 
 Exactly once: a report for a practice and window is claimed in the store's send ledger before the SMTP
 conversation and marked sent after it, so a re-run or retry finds it sent and sends nothing more; `force` sends
@@ -20,14 +21,17 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from cherry_sync.errors import CherrySyncError, Disposition
 from cherry_sync.hooks import errors
 from cherry_sync.hooks.cherry import CherryHook
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.registry import PracticeConfig
 from cherry_sync.reports.figures import MalformedMetrics, PracticeReport, SourceState, build_report, parse_metrics
 from cherry_sync.reports.render import render_report, write_files
 from cherry_sync.reports.send import build_message
 from cherry_sync.reports.window import ReportWindow
-from cherry_sync.store import SyncStore
+from cherry_sync.smtp import SmtpSendError
+from cherry_sync.store import RunCounts, SyncStore
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +41,42 @@ REPORT_DIR_ENV = "CHERRY_SYNC_REPORT_DIR"
 SENT = "sent"
 ALREADY_SENT = "already_sent"
 RENDERED = "rendered"  # send switched off: rendered and written to the report folder only
-NO_RECIPIENTS = "no_recipients"
+NO_RECIPIENTS = ReasonCode.NO_RECIPIENTS.value
 
 
-class SendInterrupted(Exception):
-    """A previous attempt was interrupted while sending this report: it may or may not have been delivered."""
+class SendInterrupted(CherrySyncError):
+    """A previous attempt was interrupted while sending this report: it may or may not have been delivered.
 
-    reason_code = "send_interrupted"
+    A person must check with the practice before anything is sent again: not retried.
+    """
+
+    reason_code = ReasonCode.SEND_INTERRUPTED
+    disposition = Disposition.FAIL
 
     def __init__(self, slug: str, window: ReportWindow, claimed_at: datetime) -> None:
-        super().__init__(
-            f"practice {slug}: an earlier attempt was interrupted while sending the report for "
-            f"{window.start}..{window.end} (claimed {claimed_at:%Y-%m-%d %H:%M} UTC); it may have been delivered. "
-            "Check with the practice, then trigger the DAG for this practice and end date with force=true to send "
-            "it again."
+        self.slug, self.window, self.claimed_at = slug, window, claimed_at
+        self.sentence = (
+            f"an earlier attempt was interrupted while sending the report for {window.start}..{window.end} "
+            f"(claimed {claimed_at:%Y-%m-%d %H:%M} UTC); it may have been delivered. Check with the practice, then "
+            "trigger the DAG for this practice and end date with force=true to send it again."
         )
+        super().__init__(f"practice {slug}: {self.sentence}")
+
+    def describe(self) -> str:
+        return self.sentence
+
+    def __reduce__(self) -> tuple[type[SendInterrupted], tuple[object, ...]]:
+        return (type(self), (self.slug, self.window, self.claimed_at))
+
+
+class NoRecipients(CherrySyncError):
+    """The practice has no report recipients in the registry: its task is skipped, nothing is sent."""
+
+    reason_code = ReasonCode.NO_RECIPIENTS
+    disposition = Disposition.SKIP
+
+    def __init__(self) -> None:
+        super().__init__("no report recipients (options.report_recipients in the registry); nothing sent")
 
 
 @dataclass
@@ -71,6 +96,10 @@ class ReportOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def ledger_counts(self) -> RunCounts:
+        """A report has no records to count: the ledger keeps its API calls and the outcome in the details."""
+        return RunCounts()
 
 
 def report_dir() -> Path:
@@ -94,22 +123,6 @@ def fetch_metrics(cherry: CherryHook, window: ReportWindow) -> tuple[dict | None
         return None, SourceState(False, exc.reason_code)
 
 
-def _check_timezone(cherry: CherryHook, practice: PracticeConfig) -> None:
-    """Cherry counts its metrics in its own idea of the practice's time zone; warn when the registry disagrees."""
-    try:
-        cherry_zone = cherry.get_practice().get("timezone")
-    except errors.ApiError:
-        return
-    if cherry_zone and cherry_zone != practice.timezone:
-        log.warning(
-            "practice %s: the registry says %s but Cherry keeps the practice in %s; Cherry's figures cover %s days",
-            practice.slug,
-            practice.timezone,
-            cherry_zone,
-            cherry_zone,
-        )
-
-
 def compute_report(
     practice: PracticeConfig,
     store: SyncStore,
@@ -122,16 +135,14 @@ def compute_report(
     now = now or datetime.now(UTC)
     slug = practice.slug
     metrics, metrics_state = fetch_metrics(cherry, window)
-    if metrics is not None:
-        _check_timezone(cherry, practice)
-    previous, previous_state = (None, SourceState(False, "skipped"))
+    previous, previous_state = (None, SourceState(False, ReasonCode.SKIPPED))
     if metrics is not None:
         previous, previous_state = fetch_metrics(cherry, window.previous())
     synced_at = store.practice_data_synced_at(slug)
     if synced_at is None:
         log.warning("practice %s: not synced yet; payment and patient figures are unavailable", slug)
         payment_rows = patient_rows = None
-        store_state = SourceState(False, "not_synced")
+        store_state = SourceState(False, ReasonCode.NOT_SYNCED)
     else:
         since, _ = window.previous().utc_bounds()
         payment_rows = store.report_payment_rows(slug, changed_since=since)
@@ -226,7 +237,8 @@ def run_practice_report(
     except Exception as exc:
         # The server did not accept it (or it never reached one): a later attempt may claim and send again.
         # Anything harsher (the worker killed mid-send) leaves the claim in `sending`: delivery unknown.
-        store.mark_report_failed(slug, window.start, window.end, error=getattr(exc, "reason", type(exc).__name__))
+        error = exc.error if isinstance(exc, SmtpSendError) else type(exc).__name__
+        store.mark_report_failed(slug, window.start, window.end, error=error)
         raise
     store.mark_report_sent(
         slug, window.start, window.end, message_id=str(message["Message-ID"]), figures=report.figures_json()

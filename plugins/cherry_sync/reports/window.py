@@ -11,11 +11,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from cherry_sync.errors import CherrySyncError, Disposition
+from cherry_sync.reasons import ReasonCode
+
 WINDOW_DAYS = 90
 
 
-class WindowError(ValueError):
-    """The requested window cannot be reported (bad date, or a day that has not ended yet)."""
+class WindowError(CherrySyncError, ValueError):
+    """The requested window cannot be reported (bad date, or a day that has not ended yet): fails, not retried."""
+
+    reason_code = ReasonCode.INVALID_REPORT_WINDOW
+    disposition = Disposition.FAIL
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,7 @@ def parse_end_date(value: object) -> date | None:
     if isinstance(value, date):
         return value
     text = str(value).strip()
-    if text.lower() in ("", "none", "null"):
+    if not text:
         return None
     try:
         return date.fromisoformat(text)

@@ -13,9 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cherry_sync.smart_list.segments import SegmentPlan
+from cherry_sync.smart_list.segments import SEGMENTS, SegmentPlan
 from cherry_sync.store import SyncStore
-from cherry_sync.store.smart_lists import SEGMENTS
 
 EXPORT_DIR_ENV = "CHERRY_SYNC_EXPORT_DIR"
 HEADER = ("patient_id", "contact_id", *SEGMENTS)

@@ -5,15 +5,21 @@ call (see `plan_batches`), so a first run costs about one call per 100 members a
 since the last run share one call per tag touched. Removals go first, then additions.
 
 What can go wrong, and what happens:
-- the CRM rejects a whole batch (4xx; e.g. one contact id it will not take): the batch is retried one contact at
-  a time (`POST`/`DELETE /contacts/{id}/tags`), so one bad contact does not block the other 99;
+- the CRM rejects a whole batch (4xx; e.g. one contact id it will not take): the batch is retried contact by
+  contact (`POST`/`DELETE /contacts/{id}/tags`), so one bad contact does not block the other 99;
 - the batch succeeds with per-item errors (`{succeded, errorCount, responses}`): the items that succeeded are
-  recorded, the failed ones are not; items the answer does not account for are retried one at a time;
+  recorded, the failed ones are not; items the answer does not account for are retried contact by contact;
 - a contact the CRM does not know: removing a tag from it is done (the tag is not there); adding fails and the
   patient's `written_hash` is cleared so the next sync re-matches or re-creates the contact;
 - anything else (5xx or timeouts the hook's retries could not get past, auth): the run stops; what was confirmed
   so far is recorded, and tags sent without an answer stay pending.
 A change that failed stays in the diff and is sent again on the next run, until the CRM matches.
+
+Bulk calls go one at a time, removals before additions. The per-contact calls of a fallback go through a
+`WriteWindow` keyed on the contact: several contacts in flight at once (each call paced by the shared limiter),
+one call per contact. Their outcomes come back to the calling thread, which records them in the store with the
+rest of the batch; an error that stops the run keeps the calls not yet sent from going out, lets the ones in
+flight finish, records what they confirmed, and is raised then.
 
 Before an addition is sent its tags are recorded as pending; after the CRM answers they become confirmed (or
 drop out of pending when it refused them). Only tags recorded here are ever removed by the product.
@@ -22,12 +28,15 @@ drop out of pending when it refused them). Only tags recorded here are ever remo
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cherry_sync.hooks import errors
 from cherry_sync.hooks.crm import BULK_TAG_BATCH, AesthetixCrmHook
+from cherry_sync.hooks.inflight import Job, WriteWindow
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.safety import redact
 from cherry_sync.store import SyncStore
 from cherry_sync.store.smart_lists import ContactChange, ContactTags
@@ -36,8 +45,6 @@ log = logging.getLogger(__name__)
 
 ADD = "add"
 REMOVE = "remove"
-CONTACT_MISSING = "crm_contact_missing"
-CRM_REJECTED = "crm_rejected"
 _OK = None  # outcome of one contact in a call: None, or the reason code it failed with
 
 
@@ -51,6 +58,7 @@ class PushResult:
     bulk_calls: int = 0
     bulk_rejected: int = 0  # bulk calls the CRM refused whole (then retried contact by contact)
     single_calls: int = 0
+    peak_in_flight: int = 0  # per-contact calls in flight at once, at most
     failed_patients: dict[str, str] = field(default_factory=dict)  # patient id -> reason code (+ message below)
     failure_messages: dict[str, str] = field(default_factory=dict)  # patient id -> redacted CRM message
     missing_contact_patients: set[str] = field(default_factory=set)
@@ -150,10 +158,12 @@ class TagPusher:
                 current = state[contact_id]
                 state[contact_id] = current._replace(pending=current.pending | tags)
             self.store.save_contact_tags(self.slug, (state[c] for c in batch))
-        outcomes = self._send(action, batch, sorted(tags), result)
+        outcomes, stop = self._send(action, batch, sorted(tags), result)
         for contact_id in batch:
             current = state[contact_id]
-            failure = outcomes[contact_id]
+            failure = outcomes.get(contact_id, _UNKNOWN)
+            if failure is _UNKNOWN:
+                continue  # not sent, or no answer (the run stops): additions stay pending, nothing else changes
             if failure is _OK:
                 if action == ADD:
                     state[contact_id] = current._replace(
@@ -171,58 +181,96 @@ class TagPusher:
             result.failed[reason] += len(tags)
             result.failed_patients[current.patient_id] = reason
             result.failure_messages[current.patient_id] = f"tag {action} refused by the CRM: {message}"[:500]
-            if reason == CONTACT_MISSING:
+            if reason == ReasonCode.CRM_CONTACT_MISSING:
                 result.missing_contact_patients.add(current.patient_id)
             # An addition that failed keeps its tags pending: an earlier attempt may have landed, and pending tags
             # that stop being wanted are removed later, so nothing the product put there is left behind.
         self.store.save_contact_tags(self.slug, (state[c] for c in batch))
+        if stop is not None:
+            raise stop
 
-    def _send(self, action: str, batch: list[str], tags: list[str], result: PushResult) -> dict:
-        """Outcome per contact: `_OK`, or (reason code, redacted message)."""
+    def _send(
+        self, action: str, batch: list[str], tags: list[str], result: PushResult
+    ) -> tuple[dict, Exception | None]:
+        """Outcome per contact (`_OK`, or (reason code, redacted message)); contacts left out were not settled.
+        With it, the error that stops the run once these outcomes are recorded, if one came up."""
         try:
             body = self.crm.bulk_update_tags(action, batch, tags)
         except (errors.ValidationError, errors.NotFoundError) as exc:
             result.bulk_calls += 1
             result.bulk_rejected += 1
             log.warning(
-                "practice %s: bulk tag %s for %d contacts refused (%s); retrying them one by one",
+                "practice %s: bulk tag %s for %d contacts refused (%s); retrying them contact by contact",
                 self.slug,
                 action,
                 len(batch),
                 exc.reason_code,
             )
-            return self._one_by_one(action, batch, tags, result)
+            return self._per_contact(action, batch, tags, result)
         result.bulk_calls += 1
         outcomes = _bulk_outcomes(body, batch, action)
         unknown = [contact_id for contact_id, outcome in outcomes.items() if outcome is _UNKNOWN]
         if unknown:
             log.warning(
-                "practice %s: bulk tag %s answered without a result for %d of %d contacts; retrying them one by one",
+                "practice %s: bulk tag %s answered without a result for %d of %d contacts; retrying them contact by contact",
                 self.slug,
                 action,
                 len(unknown),
                 len(batch),
             )
-            outcomes.update(self._one_by_one(action, unknown, tags, result))
-        return outcomes
+            singles, stop = self._per_contact(action, unknown, tags, result)
+            for contact_id in unknown:
+                outcomes[contact_id] = singles.get(contact_id, _UNKNOWN)
+            outcomes = {c: o for c, o in outcomes.items() if o is not _UNKNOWN}
+            return outcomes, stop
+        return outcomes, None
 
-    def _one_by_one(self, action: str, contacts: list[str], tags: list[str], result: PushResult) -> dict:
-        outcomes: dict = {}
-        for contact_id in contacts:
-            result.single_calls += 1
+    def _per_contact(
+        self, action: str, contacts: list[str], tags: list[str], result: PushResult
+    ) -> tuple[dict, Exception | None]:
+        """One call per contact through a `WriteWindow` (key: the contact); outcomes sorted here, in the calling
+        thread. An error that stops the run keeps the calls not sent yet from going out."""
+        stopped = threading.Event()
+
+        def call(contact_id: str) -> None:
+            if stopped.is_set():
+                raise _NotSent
             try:
                 if action == ADD:
                     self.crm.add_tags(contact_id, tags)
                 else:
                     self.crm.remove_tags(contact_id, tags)
-            except errors.NotFoundError as exc:
-                outcomes[contact_id] = _OK if action == REMOVE else (CONTACT_MISSING, exc.api_message)
-            except (errors.ValidationError, errors.ForbiddenError) as exc:
-                # 403 here is one contact of another location (a location-wide 403 fails the bulk call first).
-                outcomes[contact_id] = (CRM_REJECTED, exc.api_message)
-            else:
+            except (errors.NotFoundError, errors.ValidationError, errors.ForbiddenError):
+                raise  # this contact's outcome; the others go on
+            except Exception:
+                stopped.set()
+                raise
+
+        jobs = [Job(contact_id, lambda contact_id=contact_id: call(contact_id)) for contact_id in contacts]
+        with WriteWindow(self.crm) as window:
+            ran = window.run(jobs)
+        result.peak_in_flight = max(result.peak_in_flight, window.peak_in_flight)
+        outcomes: dict = {}
+        stop: Exception | None = None
+        for contact_id, outcome in zip(contacts, ran, strict=True):
+            exc = outcome.error
+            if isinstance(exc, _NotSent):
+                continue
+            result.single_calls += 1
+            if exc is None:
                 outcomes[contact_id] = _OK
-        return outcomes
+            elif isinstance(exc, errors.NotFoundError):
+                outcomes[contact_id] = _OK if action == REMOVE else (ReasonCode.CRM_CONTACT_MISSING, exc.api_message)
+            elif isinstance(exc, (errors.ValidationError, errors.ForbiddenError)):
+                # 403 here is one contact of another location (a location-wide 403 fails the bulk call first).
+                outcomes[contact_id] = (ReasonCode.CRM_REJECTED, exc.api_message)
+            else:
+                stop = stop or exc  # type: ignore[assignment]  # no outcome: an addition stays pending
+        return outcomes, stop
+
+
+class _NotSent(Exception):
+    """A per-contact call left out because an earlier one hit an error that stops the run."""
 
 
 _UNKNOWN = object()
@@ -250,9 +298,9 @@ def _bulk_outcomes(body: object, batch: list[str], action: str) -> dict:
         elif kind == "error":
             message = redact(str(item.get("message") or ""))[:300]
             if "not found" in message.lower():
-                outcomes[contact_id] = _OK if action == REMOVE else (CONTACT_MISSING, message)
+                outcomes[contact_id] = _OK if action == REMOVE else (ReasonCode.CRM_CONTACT_MISSING, message)
             else:
-                outcomes[contact_id] = (CRM_REJECTED, message)
+                outcomes[contact_id] = (ReasonCode.CRM_REJECTED, message)
         else:
             outcomes[contact_id] = _UNKNOWN
     return outcomes

@@ -16,20 +16,39 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cherry_sync.context import PracticeContext
 from cherry_sync.domain import Entity
 from cherry_sync.smart_list.export import write_export
 from cherry_sync.smart_list.push import PushResult, TagPusher, planned_bulk_calls
 from cherry_sync.smart_list.segments import SegmentPlan
 from cherry_sync.smart_list.verify import Verification, verification_due, verify_practice
-from cherry_sync.store import Rejection
+from cherry_sync.store import Rejection, RunCounts
 from cherry_sync.store.base import utc_now
 from cherry_sync.store.smart_lists import ContactChange
-from cherry_sync.sync.practice_runs import PracticeContext
 
 log = logging.getLogger(__name__)
 
 STAGE = "smart_list"
 DEFAULT_VERIFY_EVERY_HOURS = 24.0
+
+
+class SmartListSummary(dict[str, Any]):
+    """What one practice's smart-list run did: a JSON-safe dict (counts, tag names, reason codes; no patient data)
+    that also gives the run ledger its counters."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+    def ledger_counts(self) -> RunCounts:
+        """Members read, (contact, tag) pairs added ("created") and removed ("updated"), members untouched, pairs
+        that failed ("rejected")."""
+        return RunCounts(
+            read=self["members"],
+            created=self["added"],
+            updated=self["removed"],
+            unchanged=max(0, self["members"] - self["planned"]["contacts"]),
+            rejected=self["failed"],
+        )
 
 
 def _planned(changes: list[ContactChange], plan: SegmentPlan) -> dict[str, int]:
@@ -51,7 +70,7 @@ def update_smart_list(
     verify_every_hours: float = DEFAULT_VERIFY_EVERY_HOURS,
     export_dir: Path | None = None,
     clock: Callable[[], datetime] = utc_now,
-) -> dict[str, Any]:
+) -> SmartListSummary:
     """Bring the practice's CRM segment tags in line with the store; see the module docstring."""
     store, crm, slug = ctx.store, ctx.crm, ctx.slug
     plan = SegmentPlan.from_practice(ctx.practice)
@@ -77,35 +96,33 @@ def update_smart_list(
     counts = store.smart_list_counts(slug, plan.threshold)
     export = None if dry_run else write_export(store, slug, plan, export_dir)
     members = counts["all"]
-    summary: dict[str, Any] = {
-        "practice": slug,
-        "kind": "smart_list",
-        "dry_run": dry_run,
-        "members": members,
-        "segments": {name: {"tag": tag, "members": counts[name]} for name, tag in plan.tags.items()},
-        "planned": planned,
-        "added": push.pairs_added,
-        "removed": push.pairs_removed,
-        "members_added": push.added[plan.all_tag],
-        "members_removed": push.removed[plan.all_tag],
-        "failed": push.pairs_failed,
-        "failed_by_reason": dict(sorted(push.failed.items())),
-        "contacts_missing": len(push.missing_contact_patients),
-        "tag_calls": {"bulk": push.bulk_calls, "bulk_refused": push.bulk_rejected, "per_contact": push.single_calls},
-        "verification": verification.as_dict(),
-        "export": {"file": export.path.name, "rows": export.rows} if export else None,
-        # The run ledger's counters (PracticeOperator reads this key): members read, (contact, tag) pairs added
-        # ("created") and removed ("updated"), members untouched, pairs that failed ("rejected").
-        "patients": {
-            "read": members,
-            "created": push.pairs_added,
-            "updated": push.pairs_removed,
-            "unchanged": max(0, members - planned["contacts"]),
-            "rejected": push.pairs_failed,
-        },
-        "api_calls": dict(sorted(ctx.api_calls().items())),
-        "crm_calls": ctx.crm_calls(),
-    }
+    summary = SmartListSummary(
+        {
+            "practice": slug,
+            "kind": "smart_list",
+            "dry_run": dry_run,
+            "members": members,
+            "segments": {name: {"tag": tag, "members": counts[name]} for name, tag in plan.tags.items()},
+            "planned": planned,
+            "added": push.pairs_added,
+            "removed": push.pairs_removed,
+            "members_added": push.added[plan.all_tag],
+            "members_removed": push.removed[plan.all_tag],
+            "failed": push.pairs_failed,
+            "failed_by_reason": dict(sorted(push.failed.items())),
+            "contacts_missing": len(push.missing_contact_patients),
+            "tag_calls": {
+                "bulk": push.bulk_calls,
+                "bulk_refused": push.bulk_rejected,
+                "per_contact": push.single_calls,
+                "per_contact_peak_in_flight": push.peak_in_flight,
+            },
+            "verification": verification.as_dict(),
+            "export": {"file": export.path.name, "rows": export.rows} if export else None,
+            "api_calls": dict(sorted(ctx.api_calls().items())),
+            "crm_calls": ctx.crm_calls(),
+        }
+    )
     _log_summary(summary)
     return summary
 

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from cherry_sync.domain.crm_values import CENT, parse_crm_number
 from cherry_sync.domain.custom_fields import ACCOUNT_BALANCE, ACCOUNT_STATUS, FieldsNotProvisioned, field_ids
 from cherry_sync.hooks.crm import AesthetixCrmHook
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.smart_list.segments import expected_status_option
 from cherry_sync.store import SyncStore
 
@@ -42,7 +43,7 @@ class Verification:
     """Outcome of one verification (counts only)."""
 
     ran: bool
-    reason: str
+    reason: ReasonCode
     members_checked: int = 0
     contacts_read: int = 0
     status_mismatches: int = 0
@@ -58,36 +59,38 @@ class Verification:
 
 def verification_due(
     mode: str, membership_changed: bool, verified_at: datetime | None, every_hours: float, now: datetime
-) -> tuple[bool, str]:
+) -> tuple[bool, ReasonCode]:
     """Whether to verify this run, and why (a reason code for the summary)."""
     if mode not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {VERIFY_MODES}, not {mode!r}")
     if mode == "never":
-        return False, "disabled"
+        return False, ReasonCode.VERIFY_DISABLED
     if mode == "always":
-        return True, "requested"
+        return True, ReasonCode.VERIFY_REQUESTED
     if membership_changed:
-        return True, "membership_changed"
+        return True, ReasonCode.MEMBERSHIP_CHANGED
     if verified_at is None:
-        return True, "never_verified"
+        return True, ReasonCode.NEVER_VERIFIED
     if now - verified_at >= timedelta(hours=every_hours):
-        return True, "cadence"
-    return False, "not_due"
+        return True, ReasonCode.VERIFY_CADENCE
+    return False, ReasonCode.VERIFY_NOT_DUE
 
 
-def verify_practice(crm: AesthetixCrmHook, store: SyncStore, slug: str, reason: str, *, dry_run: bool) -> Verification:
+def verify_practice(
+    crm: AesthetixCrmHook, store: SyncStore, slug: str, reason: ReasonCode, *, dry_run: bool
+) -> Verification:
     """Compare the CRM with the store for every member; heal what differs (unless `dry_run`)."""
     members = store.member_field_values(slug)
     applied = store.contact_tags(slug)
     if not members and not applied:
-        return Verification(ran=False, reason="no_members")
+        return Verification(ran=False, reason=ReasonCode.NO_MEMBERS)
     try:
         ids = field_ids(crm.list_custom_fields())
     except FieldsNotProvisioned:
         # Members exist only after a sync wrote them, and the sync provisions the fields first; if someone deleted
         # a field since, the next sync recreates it. Nothing to compare against until then.
         log.warning("practice %s: Cherry custom fields missing in the CRM; verification skipped", slug)
-        return Verification(ran=False, reason="fields_not_provisioned")
+        return Verification(ran=False, reason=ReasonCode.FIELDS_NOT_PROVISIONED)
     status_id, balance_id = ids[ACCOUNT_STATUS], ids[ACCOUNT_BALANCE]
     wanted = {member.contact_id for member in members} | set(applied)
 

@@ -4,7 +4,6 @@ Tasks call `get_store()`; tests and tools build engines with `engine_from_url` a
 """
 
 from cherry_sync.store.engine import (
-    DEFAULT_CONN_ID,
     engine_from_connection,
     engine_from_url,
     get_store,
@@ -28,7 +27,6 @@ from cherry_sync.store.models import (
 from cherry_sync.store.sync_store import SyncStore
 
 __all__ = [
-    "DEFAULT_CONN_ID",
     "Checkpoint",
     "LedgerEntry",
     "PatientSnapshot",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, bindparam, column, update, values
+from sqlalchemy import JSON, ColumnElement, Connection, Engine, Table, bindparam, cast, column, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 
 T = TypeVar("T")
@@ -76,7 +76,7 @@ class StoreBase:
                 stmt = (
                     update(table)
                     .where(table.c.practice_slug == slug, table.c[key] == incoming.c[key])
-                    .values(dict(assign(lambda name, src=incoming: src.c[name])))
+                    .values(dict(assign(lambda name, src=incoming: _typed(src.c[name], table.c[name].type))))
                 )
                 updated += conn.execute(stmt).rowcount
             else:
@@ -129,3 +129,9 @@ def newest_per(rows: Iterable[T], key: Callable[[T], str]) -> dict[str, T]:
         if kept is None or row.source_updated_at >= kept.source_updated_at:  # type: ignore[attr-defined]
             newest[key(row)] = row
     return newest
+
+
+def _typed(value: ColumnElement, type_: Any) -> ColumnElement:
+    """A VALUES-list column as the target column's type: PostgreSQL reads a bound JSON value there as text,
+    which a json column does not take without a cast."""
+    return cast(value, type_) if isinstance(type_, JSON) else value

@@ -20,12 +20,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
+from cherry_sync.context import STORE_CONN_ID
 from cherry_sync.store.migrate import migrate
 from cherry_sync.store.sync_store import SyncStore
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CONN_ID = "cherry_sync_store"
 
 # Writers wait this long for SQLite's single write lock before giving up; parallel tasks take turns.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -203,7 +202,7 @@ def store_from_engine(engine: Engine) -> SyncStore:
     return SyncStore(engine)
 
 
-def get_store(conn_id: str = DEFAULT_CONN_ID) -> SyncStore:
+def get_store(conn_id: str = STORE_CONN_ID) -> SyncStore:
     """Resolve the store's Airflow connection now (at task run time) and return a migrated `SyncStore`."""
     from airflow.sdk import BaseHook  # imported here: the store itself must not need Airflow to load
 

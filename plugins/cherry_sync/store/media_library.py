@@ -1,4 +1,4 @@
-"""Queries for: Media-library folders and the asset upload ledger (issue 6).
+"""Queries for: Media-library folders and the asset upload ledger.
 
 Three tables (store/schema_media.py): the CRM folders of each practice's location, the upload ledger keyed by
 content hash, and the catalogue of source assets. The row types live here: nothing outside the media import
@@ -84,7 +84,7 @@ _ASSET_FIELDS = (
 
 
 class MediaQueries(StoreBase):
-    """Media-library folders and the asset upload ledger (issue 6): reads and writes, in batches."""
+    """Media-library folders and the asset upload ledger: reads and writes, in batches."""
 
     # -- folders -----------------------------------------------------------------------------------
 

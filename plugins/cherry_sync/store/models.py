@@ -75,6 +75,9 @@ class PatientState:
     written_at: datetime | None
     first_seen_at: datetime
     last_seen_at: datetime
+    # The contact as it stood after the last write (id, names, e-mail, phone, date of birth, custom fields), or
+    # None when nothing was recorded (written before the store kept it).
+    written_contact: JSONDict | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +127,26 @@ class Checkpoint:
         return self.completed_at is not None
 
 
+REJECTION = "rejection"  # the record was not synced
+WARNING = "warning"  # the record synced without one detail (the reason code says which rule)
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A record that could not be synced, and the rule it broke. `message` must never hold patient data."""
+    """A record that could not be synced (`kind` REJECTION), or synced without one detail (`kind` WARNING), and
+    the rule involved. `message` must never hold patient data."""
 
     entity: str
     source_id: str
     stage: str
     reason_code: str
     message: str = ""
+    kind: str = REJECTION
 
 
 @dataclass(frozen=True, slots=True)
 class RejectionRecord:
-    """A stored rejection: how often it happened and whether it has since been resolved."""
+    """A stored rejection (or warning, `kind`): how often it happened and whether it has since been resolved."""
 
     id: int
     practice_slug: str
@@ -150,6 +159,7 @@ class RejectionRecord:
     first_seen_at: datetime
     last_seen_at: datetime
     resolved_at: datetime | None
+    kind: str = REJECTION
 
 
 @dataclass(frozen=True, slots=True)

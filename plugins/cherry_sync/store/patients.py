@@ -26,6 +26,7 @@ _STATE_COLUMNS = (
     patients.c.written_at,
     patients.c.first_seen_at,
     patients.c.last_seen_at,
+    patients.c.written_contact,
 )
 _SNAPSHOT_COLUMNS = (
     "snapshot",
@@ -85,12 +86,18 @@ class PatientQueries(StoreBase):
                 states.update((row.patient_id, _state(row)) for row in conn.execute(query))
         return states
 
-    def mark_written(self, slug: str, written: Iterable[tuple[str, str, str]]) -> int:
-        """Record CRM writes as (patient_id, crm_contact_id, written_hash); returns the rows updated."""
+    def mark_written(self, slug: str, written: Iterable[tuple]) -> int:
+        """Record CRM writes as (patient_id, crm_contact_id, written_hash[, written_contact]); returns the rows
+        updated. `written_contact` is what the contact holds after the write (None: not known)."""
         # Last entry per patient wins; one statement must not update a row twice.
         rows = {
-            patient_id: {"patient_id": patient_id, "crm_contact_id": contact_id, "written_hash": written_hash}
-            for patient_id, contact_id, written_hash in written
+            entry[0]: {
+                "patient_id": entry[0],
+                "crm_contact_id": entry[1],
+                "written_hash": entry[2],
+                "written_contact": entry[3] if len(entry) > 3 else None,
+            }
+            for entry in written
         }
         if not rows:
             return 0
@@ -105,6 +112,7 @@ class PatientQueries(StoreBase):
                 lambda incoming: {
                     "crm_contact_id": incoming("crm_contact_id"),
                     "written_hash": incoming("written_hash"),
+                    "written_contact": incoming("written_contact"),
                     "written_at": now,
                 },
             )

@@ -6,6 +6,7 @@ Same newer-wins rule as patients: an older `source_updated_at` never overwrites 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -117,4 +118,27 @@ class PaymentQueries(StoreBase):
                 )
                 for row in conn.execute(query):
                     found.setdefault(row.patient_id, []).append(_state(row))
+        return found
+
+    def get_opportunity_ids(
+        self, slug: str, patient_ids: Iterable[str], *, applied_status: str, applied_since: datetime
+    ) -> dict[str, str]:
+        """The opportunity each patient's payments touched last: {patient_id: the `crm_opportunity_id` of the
+        payment whose `applied_status` is `applied_status`, applied most recently at or after `applied_since`}.
+        Patients with none are left out."""
+        found: dict[str, str] = {}
+        with self.engine.begin() as conn:
+            for batch in chunked(dict.fromkeys(patient_ids)):
+                query = (
+                    select(payments.c.patient_id, payments.c.crm_opportunity_id)
+                    .where(
+                        payments.c.practice_slug == slug,
+                        payments.c.patient_id.in_(batch),
+                        payments.c.crm_opportunity_id.is_not(None),
+                        payments.c.applied_status == applied_status,
+                        payments.c.applied_at >= applied_since,
+                    )
+                    .order_by(payments.c.applied_at, payments.c.payment_id)
+                )
+                found.update((row.patient_id, row.crm_opportunity_id) for row in conn.execute(query))
         return found

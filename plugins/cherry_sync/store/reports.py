@@ -1,4 +1,4 @@
-"""Queries for: Monthly metrics reports and the email send ledger (issue 7).
+"""Queries for: Monthly metrics reports and the email send ledger.
 
 The send ledger makes a report for one practice and window go out once: a send is *claimed* (status `sending`)
 in one conditional upsert before the SMTP conversation starts, then marked `sent` or `failed`. A claim succeeds
@@ -87,7 +87,7 @@ def _key(slug: str, start: date, end: date):
 
 
 class ReportQueries(StoreBase):
-    """Monthly metrics reports and the email send ledger (issue 7): reads and writes, in batches."""
+    """Monthly metrics reports and the email send ledger: reads and writes, in batches."""
 
     # -- send ledger ------------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ CONN_ID = 250  # Airflow connection, DAG, task and run ids
 MONEY = Numeric(12, 2)
 
 RUN_STATUSES = ("running", "success", "failed", "deferred", "skipped")
+RECORD_KINDS = ("rejection", "warning")  # rejected_records.kind
 
 
 def _practice_fk() -> ForeignKey:
@@ -74,12 +75,15 @@ cherry_patients = Table(
     Column("snapshot", JSON, nullable=False),
     Column("account_status", String(32), nullable=True),
     Column("balance_available", MONEY, nullable=True),
-    # Mirrors snapshot["increase_eligible"] so smart-list segments (issue 5, migration 0002) need no JSON parsing.
+    # Mirrors snapshot["increase_eligible"] so smart-list segments (migration 0002) need no JSON parsing.
     Column("increase_eligible", Boolean, nullable=True),
     Column("source_updated_at", UTCDateTime, nullable=False),
     Column("crm_contact_id", String(EXTERNAL_ID), nullable=True),
     Column("written_hash", String(64), nullable=True),
     Column("written_at", UTCDateTime, nullable=True),
+    # What the contact held after the last write (migration 0006): the refresh plans updates against it
+    # instead of reading the contact back from the CRM.
+    Column("written_contact", JSON(none_as_null=True), nullable=True),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("practice_slug", "patient_id"),
@@ -157,8 +161,12 @@ rejected_records = Table(
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime, nullable=True),
+    # 'rejection': the record was not synced. 'warning': it synced without one detail (e.g. a phone a relative's
+    # contact holds); resolved like a rejection once the detail is written (migration 0005).
+    Column("kind", String(16), nullable=False, server_default="rejection"),
     PrimaryKeyConstraint("id"),
     UniqueConstraint("practice_slug", "entity", "source_id", "stage"),
+    CheckConstraint(f"kind IN ({', '.join(repr(k) for k in RECORD_KINDS)})", name="kind"),
 )
 
 run_ledger = Table(
@@ -192,4 +200,4 @@ run_ledger = Table(
 
 
 # Tables of later features live in their own modules and register on `metadata` when imported here.
-from cherry_sync.store import schema_media, schema_reports, schema_smart_list  # noqa: E402, F401
+from cherry_sync.store import schema_media, schema_reports, schema_smart_list, schema_webhooks  # noqa: E402, F401

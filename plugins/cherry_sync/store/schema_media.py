@@ -1,4 +1,4 @@
-"""Tables for: Media-library folders and the asset upload ledger (issue 6). Defined on the shared `metadata`; created
+"""Tables for: Media-library folders and the asset upload ledger. Defined on the shared `metadata`; created
 by migration 0003_media.
 
 - `media_folders`: the CRM folders the import put files in (`Cherry`, `Cherry/<category>`), per practice and CRM

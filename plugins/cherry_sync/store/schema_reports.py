@@ -1,4 +1,4 @@
-"""Tables for: Monthly metrics reports and the email send ledger (issue 7). Defined on the shared `metadata`; created by migration 0004_reports.
+"""Tables for: Monthly metrics reports and the email send ledger. Defined on the shared `metadata`; created by migration 0004_reports.
 
 `metrics_reports` holds one row per (practice, report window): the send ledger that makes a report go out once
 however often the DAG is re-run or retried, plus the aggregate figures that were sent (practice totals only, never

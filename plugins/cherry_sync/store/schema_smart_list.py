@@ -1,4 +1,4 @@
-"""Tables for: Smart-list membership pushed to the CRM (issue 5). Defined on the shared `metadata`; created by
+"""Tables for: Smart-list membership pushed to the CRM. Defined on the shared `metadata`; created by
 migration 0002_smart_list (which also adds `cherry_patients.increase_eligible`).
 
 - `smart_list_contacts`: per (practice, CRM contact), the segment tags the product applied there. `tags` holds the

@@ -1,16 +1,13 @@
-"""Queries for: Smart-list membership pushed to the CRM (issue 5).
+"""Queries for: Smart-list membership pushed to the CRM.
 
 Membership and segments are computed in SQL from `cherry_patients`, per practice, in one statement that also
 diffs them against what was pushed (`smart_list_contacts`): the database returns only the contacts whose tags
 must change, so an unchanged practice costs one indexed pass over its own rows and transfers nothing.
 
-Segments (a member is a stored patient with a CRM contact id):
-- all: every member;
-- active: account_status is ACTIVE; inactive: any other status (or none);
-- balance_over_threshold: balance_available >= the practice's threshold (no balance: not in the segment);
-- increase_eligible: the snapshot's `increase_eligible` is true. Read from the `increase_eligible` column the
-  patient upsert mirrors it into (parsing JSON costs ~3 us a row on PostgreSQL's `json` type, a third of the
-  whole computation), falling back to the JSON element for a row where the column is NULL; missing: false.
+A member is a stored patient with a CRM contact id. The segments are those of `smart_list.segments`, whose rules
+are compiled to SQL here over the member's stored fields (`MEMBER_COLUMNS`). `increase_eligible` is read from the
+column the patient upsert mirrors the snapshot's flag into (parsing JSON costs ~3 us a row on PostgreSQL's `json`
+type, a third of the whole computation), falling back to the JSON element for a row where the column is NULL.
 A contact shared by several patients gets the union of their segments.
 
 Tag sets are stored as text in one canonical form: each tag followed by a comma, sorted by tag ("a,b,").
@@ -32,7 +29,6 @@ from sqlalchemy import (
     and_,
     case,
     delete,
-    false,
     func,
     literal,
     or_,
@@ -40,13 +36,21 @@ from sqlalchemy import (
     update,
 )
 
+from cherry_sync.smart_list.segments import SEGMENT_RULES, SEGMENTS
 from cherry_sync.store.base import StoreBase, chunked
 from cherry_sync.store.schema import cherry_patients as patients
 from cherry_sync.store.schema_smart_list import smart_list_contacts as sent_table
 from cherry_sync.store.schema_smart_list import smart_list_state as state_table
 
-SEGMENTS = ("all", "active", "inactive", "balance_over_threshold", "increase_eligible")
-ACTIVE = "ACTIVE"
+# The member's fields the segment rules read, as SQL over `cherry_patients`.
+MEMBER_COLUMNS: Mapping[str, ColumnElement] = {
+    "account_status": patients.c.account_status,
+    "balance_available": patients.c.balance_available,
+    # The mirrored column; the snapshot only for a row no writer has filled it on (COALESCE stops early).
+    "increase_eligible": func.coalesce(
+        patients.c.increase_eligible, patients.c.snapshot["increase_eligible"].as_boolean()
+    ),
+}
 
 
 def tag_text(tags: Iterable[str]) -> str:
@@ -113,16 +117,8 @@ class MemberFields:
 
 
 def segment_conditions(threshold: Decimal) -> dict[str, ColumnElement[bool]]:
-    """SQL condition per segment on `cherry_patients` rows of members (never NULL)."""
-    p = patients.c
-    return {
-        "all": p.crm_contact_id.is_not(None),
-        "active": and_(p.account_status.is_not(None), p.account_status == ACTIVE),
-        "inactive": or_(p.account_status.is_(None), p.account_status != ACTIVE),
-        "balance_over_threshold": and_(p.balance_available.is_not(None), p.balance_available >= threshold),
-        # The mirrored column; the snapshot only for a row no writer has filled it on (COALESCE stops early).
-        "increase_eligible": func.coalesce(p.increase_eligible, p.snapshot["increase_eligible"].as_boolean(), false()),
-    }
+    """SQL condition per segment on `cherry_patients` rows of members (never NULL), from the segments' rules."""
+    return {name: rule.sql(MEMBER_COLUMNS, threshold) for name, rule in SEGMENT_RULES.items()}
 
 
 def _check_tags(tags: Mapping[str, str]) -> None:
@@ -140,7 +136,7 @@ def _members(slug: str):
 
 
 class SmartListQueries(StoreBase):
-    """Smart-list membership pushed to the CRM (issue 5): reads and writes, in batches."""
+    """Smart-list membership pushed to the CRM: reads and writes, in batches."""
 
     # -- membership (computed) ------------------------------------------------------------------
 

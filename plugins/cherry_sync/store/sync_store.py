@@ -12,6 +12,7 @@ from cherry_sync.store.progress import ProgressQueries
 from cherry_sync.store.rejections import RejectionQueries
 from cherry_sync.store.reports import ReportQueries
 from cherry_sync.store.smart_lists import SmartListQueries
+from cherry_sync.store.webhooks import InboxQueries
 
 
 class SyncStore(
@@ -25,6 +26,7 @@ class SyncStore(
     SmartListQueries,
     MediaQueries,
     ReportQueries,
+    InboxQueries,
 ):
     """The sync store (never Airflow's metadata database), on SQLite or PostgreSQL.
 

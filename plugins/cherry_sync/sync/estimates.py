@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from cherry_sync.domain import Estimates, PracticeEstimates, RecordRejected, parse_estimates
+from cherry_sync.domain import Estimates, PracticeEstimates, parse_estimates
 from cherry_sync.hooks import errors
 from cherry_sync.hooks.cherry import CherryHook
 
@@ -16,14 +16,20 @@ def practice_estimates(cherry: CherryHook, amounts: Iterable[Decimal]) -> Practi
 
 
 class PatientEstimates:
-    """Patient-specific estimates, fetched lazily per patient; a patient without an approval gets none."""
+    """Patient-specific estimates, fetched lazily per patient; a patient without an approval gets none.
+
+    Cherry answering "none" (404, or no plans) returns None: the patient has no estimate, and the CRM's
+    estimate fields are cleared. A malformed answer raises `RecordRejected`: Cherry's value is unknown then,
+    and the caller leaves the fields as they are rather than clear them on bad input.
+    """
 
     def __init__(self, cherry: CherryHook) -> None:
         self.cherry = cherry
 
     def __call__(self, patient_id: str) -> Estimates | None:
         try:
-            estimates = parse_estimates(self.cherry.get_patient_estimates(patient_id), source_id=patient_id)
-        except (errors.NotFoundError, RecordRejected):
+            raw = self.cherry.get_patient_estimates(patient_id)
+        except errors.NotFoundError:
             return None
+        estimates = parse_estimates(raw, source_id=patient_id)
         return estimates if estimates.plans else None

@@ -10,8 +10,10 @@ once). The caller advances the cursor only after `apply_page` returned, i.e. aft
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from cherry_sync.domain import (
     CherryPatient,
@@ -24,6 +26,8 @@ from cherry_sync.domain import (
     parse_event_subject,
 )
 from cherry_sync.hooks import errors
+from cherry_sync.hooks.inflight import Job, WriteWindow
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.store import PaymentSnapshot, PaymentState, Rejection, SyncStore
 from cherry_sync.sync.opportunities import OpportunityUpdater
 from cherry_sync.sync.patients import PatientSyncer, Stage, SyncCounts, rejection_of
@@ -156,35 +160,82 @@ class EventApplier:
         # payment's win, and a settlement of a payment whose opportunity a newer one took over leaves it alone.
         newest = self._newest_per_opportunity(patient_ids)
         completed = PaymentStatus.COMPLETED.value
+        # The opportunity each patient's last completed payment went to, so the next one can go straight to it.
+        since = self.opportunities.trusted_since
+        known = (
+            self.store.get_opportunity_ids(self.slug, patient_ids, applied_status=completed, applied_since=since)
+            if since
+            else {}
+        )
+        # One chain of payment states per contact, in that order; chains go out several at a time (no two writes
+        # for one contact at once), and what they did is recorded here, in order, once all have answered.
+        chains: dict[str, list[PaymentState]] = {}
         for state in sorted(states.values(), key=lambda s: (s.status == completed, _rank(s))):
             if state.applied_status == state.status:
                 continue  # this payment state was applied already
             patient = contacts.get(state.patient_id)
             if patient is None or not patient.crm_contact_id:
                 continue  # no contact yet (patient unknown or rejected): applied when the contact exists
-            holder = newest.get(state.crm_opportunity_id) if state.crm_opportunity_id else None
-            if state.status != completed and holder is not None and holder > _rank(state):
-                marks.append((state.payment_id, state.status, None))  # superseded: nothing to change
-                counts.payments_applied += 1
+            chains.setdefault(patient.crm_contact_id, []).append(state)
+        self.opportunities.prefetch(
+            {
+                contact_id
+                for contact_id, chain in chains.items()
+                if self.opportunities.needs_search(chain[0], known.get(chain[0].patient_id))
+            }
+        )
+        lock = threading.Lock()
+
+        def run_chain(contact_id: str, chain: list[PaymentState]) -> list[tuple[str, PaymentState, object]]:
+            done: list[tuple[str, PaymentState, object]] = []
+            for state in chain:
+                with lock:
+                    holder = newest.get(state.crm_opportunity_id) if state.crm_opportunity_id else None
+                if state.status != completed and holder is not None and holder > _rank(state):
+                    done.append(("superseded", state, None))
+                    continue
+                try:
+                    opportunity_id = self.opportunities.apply(state, contact_id, known.get(state.patient_id))
+                except errors.ValidationError as exc:
+                    done.append(("rejected", state, exc.api_message))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - recorded below after the chain's confirmed states
+                    done.append(("failed", state, exc))
+                    break
+                done.append(("applied", state, opportunity_id))
+                if opportunity_id is not None:
+                    with lock:
+                        newest[opportunity_id] = max(newest.get(opportunity_id, _rank(state)), _rank(state))
+                        known[state.patient_id] = opportunity_id
+            return done
+
+        with WriteWindow(self.opportunities.crm) as window:
+            outcomes = window.run([Job(cid, partial(run_chain, cid, chain)) for cid, chain in chains.items()])
+        failure: BaseException | None = None
+        for outcome in outcomes:
+            if not outcome.ok:
+                failure = failure or outcome.error
                 continue
-            try:
-                opportunity_id = self.opportunities.apply(state, patient.crm_contact_id)
-            except errors.ValidationError as exc:
-                rejections.append(
-                    Rejection(Entity.PAYMENT.value, state.payment_id, Stage.CRM_WRITE, "crm_rejected", exc.api_message)
-                )
-                counts.rejected += 1
-                continue
-            marks.append((state.payment_id, state.status, opportunity_id))
-            counts.payments_applied += 1
-            counts.opportunities_updated += opportunity_id is not None
-            if opportunity_id is not None:
-                newest[opportunity_id] = max(newest.get(opportunity_id, _rank(state)), _rank(state))
-        if self.dry_run:
-            return
-        self.store.mark_payment_applied(self.slug, marks)
-        if rejections:
-            self.store.record_rejections(self.slug, rejections)
+            for kind, state, value in outcome.result:
+                if kind == "failed":
+                    failure = failure or value
+                elif kind == "rejected":
+                    rejections.append(
+                        Rejection(
+                            Entity.PAYMENT.value, state.payment_id, Stage.CRM_WRITE, ReasonCode.CRM_REJECTED, value
+                        )
+                    )
+                    counts.rejected += 1
+                else:
+                    marks.append((state.payment_id, state.status, value))
+                    counts.payments_applied += 1
+                    counts.opportunities_updated += kind == "applied" and value is not None
+        if not self.dry_run:
+            self.store.mark_payment_applied(self.slug, marks)
+            if rejections:
+                self.store.record_rejections(self.slug, rejections)
+        if failure is not None:
+            raise failure
 
     def _newest_per_opportunity(self, patient_ids: list[str]) -> dict[str, tuple[datetime, str]]:
         """Opportunity id -> rank of the newest payment applied to it, from the store."""

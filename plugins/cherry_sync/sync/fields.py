@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
+from cherry_sync.context import PracticeContext
 from cherry_sync.domain import FieldConflict, plan_field_provisioning
+from cherry_sync.errors import CherrySyncError, Disposition
 from cherry_sync.hooks.crm import AesthetixCrmHook
+from cherry_sync.reasons import ReasonCode
+from cherry_sync.store import RunCounts
 
 log = logging.getLogger(__name__)
 
 
-class FieldConflictError(Exception):
-    """Fields exist with our keys but another data type: the practice is skipped until fixed by hand."""
+class FieldConflictError(CherrySyncError):
+    """Fields exist with our keys but another data type: the practice fails until they are fixed by hand."""
 
-    reason_code = "custom_field_conflict"
+    reason_code = ReasonCode.CUSTOM_FIELD_CONFLICT
+    disposition = Disposition.FAIL
 
     def __init__(self, conflicts: tuple[FieldConflict, ...]) -> None:
         self.conflicts = conflicts
@@ -65,3 +71,27 @@ def provision_fields(crm: AesthetixCrmHook, *, dry_run: bool = False) -> Provisi
     if result.created or result.options_added:
         log.info("custom fields: %d created, %d option lists extended", len(result.created), len(result.options_added))
     return result
+
+
+@dataclass
+class ProvisionSummary:
+    """One practice's provisioning, for XCom and the run ledger (field keys and counts only)."""
+
+    slug: str
+    dry_run: bool
+    fields: dict[str, Any]
+    api_calls: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"practice": self.slug, "dry_run": self.dry_run, "fields": self.fields, "api_calls": self.api_calls}
+
+    def ledger_counts(self) -> RunCounts:
+        """Provisioning reads and writes no patient: the ledger keeps its API calls and the fields in the details."""
+        return RunCounts()
+
+
+def provision_practice_fields(ctx: PracticeContext, *, dry_run: bool = False) -> ProvisionSummary:
+    """Provision the practice's CRM location and remember which location the practice is on."""
+    result = provision_fields(ctx.crm, dry_run=dry_run)
+    ctx.store.set_practice_ids(ctx.slug, crm_location_id=ctx.crm.location_id)
+    return ProvisionSummary(ctx.slug, dry_run, result.summary(), ctx.api_calls())

@@ -10,47 +10,29 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+from cherry_sync.context import PracticeContext
 from cherry_sync.domain import RecordRejected, parse_payment
-from cherry_sync.hooks.cherry import CherryHook
-from cherry_sync.hooks.crm import AesthetixCrmHook
-from cherry_sync.registry import PracticeConfig
-from cherry_sync.store import SyncStore
+from cherry_sync.domain.cherry_records import AccountStatus
+from cherry_sync.store import RunCounts
 from cherry_sync.sync.contacts import LiveDirectory, PrefetchedDirectory
 from cherry_sync.sync.estimates import PatientEstimates, practice_estimates
 from cherry_sync.sync.events import EventApplier, EventCounts, payment_snapshot
 from cherry_sync.sync.fields import ProvisionResult, provision_fields
-from cherry_sync.sync.opportunities import OpportunityUpdater, resolve_pipeline
+from cherry_sync.sync.inbox import apply_inbox
+from cherry_sync.sync.opportunities import OpportunityUpdater, PipelineTarget, resolve_pipeline
 from cherry_sync.sync.patients import PatientSyncer, SyncCounts, rejection_of
+from cherry_sync.sync.zones import agreed_zone
 
 log = logging.getLogger(__name__)
 
 EVENTS_STREAM = "events"
 FIELDS_STREAM = "crm_fields"  # the CRM field ids the practice's contacts were last written against
+# The location and pipeline the opportunity ids recorded in the store are in, and since when.
+OPPORTUNITIES_STREAM = "crm_opportunities"
 SCOPES = ("active", "all")
-
-
-@dataclass
-class PracticeContext:
-    """Everything one practice's run needs."""
-
-    practice: PracticeConfig
-    store: SyncStore
-    cherry: CherryHook
-    crm: AesthetixCrmHook
-
-    @property
-    def slug(self) -> str:
-        return self.practice.slug
-
-    def api_calls(self) -> dict[str, int]:
-        return {f"cherry {op}": n for op, n in self.cherry.calls.items()} | {
-            f"crm {op}": n for op, n in self.crm.calls.items()
-        }
-
-    def crm_calls(self) -> int:
-        return self.crm.api_calls
 
 
 @dataclass
@@ -63,6 +45,7 @@ class RunSummary:
     patients: SyncCounts = field(default_factory=SyncCounts)
     events: EventCounts | None = None
     pages: int = 0
+    webhooks: int = 0  # webhook inbox rows read (the refresh)
     payments_loaded: int = 0
     resumed_from_page: int = 0
     fields: dict[str, Any] = field(default_factory=dict)
@@ -83,18 +66,30 @@ class RunSummary:
         }
         if self.events is not None:
             out["events"] = self.events.as_dict()
+            out["webhooks"] = self.webhooks
         return out
+
+    def ledger_counts(self) -> RunCounts:
+        """The run ledger's counters: the patients read, created, updated, unchanged and rejected."""
+        p = self.patients
+        return RunCounts(read=p.read, created=p.created, updated=p.updated, unchanged=p.unchanged, rejected=p.rejected)
 
 
 def _syncer(
-    ctx: PracticeContext, field_ids: dict[str, str], directory, dry_run: bool, *, index_owners: bool = False
+    ctx: PracticeContext,
+    zone: str,
+    field_ids: dict[str, str],
+    directory,
+    dry_run: bool,
+    *,
+    index_owners: bool = False,
 ) -> PatientSyncer:
     options = ctx.practice.options
     return PatientSyncer(
         store=ctx.store,
         crm=ctx.crm,
         slug=ctx.slug,
-        timezone=ctx.practice.timezone,
+        timezone=zone,
         field_ids=field_ids,
         directory=directory,
         practice_estimates=practice_estimates(ctx.cherry, options.estimate_amounts),
@@ -164,6 +159,27 @@ def rewrite_after_recreated_fields(
     ctx.store.set_cursor(ctx.slug, FIELDS_STREAM, current)
 
 
+def opportunity_ids_since(ctx: PracticeContext, target: PipelineTarget) -> datetime:
+    """Since when the opportunity ids the store records are in this location and pipeline.
+
+    The store keeps each payment's opportunity id, not where it lives. The `crm_opportunities` stream remembers
+    the location and pipeline and the moment they were first used; when either changes (or on the first run
+    that keeps this), the marker moves to now, so ids recorded before then are searched for again, not written.
+    """
+    where = f"{ctx.crm.location_id}:{target.pipeline_id}"
+    marker = ctx.store.get_cursor(ctx.slug, OPPORTUNITIES_STREAM)
+    if marker:
+        recorded_where, _, since = marker.rpartition("@")
+        if recorded_where == where:
+            try:
+                return datetime.fromisoformat(since)
+            except ValueError:
+                log.warning("practice %s: unreadable %s marker; starting it again", ctx.slug, OPPORTUNITIES_STREAM)
+    now = datetime.now(UTC)
+    ctx.store.set_cursor(ctx.slug, OPPORTUNITIES_STREAM, f"{where}@{now.isoformat()}")
+    return now
+
+
 def mark_event_feed_start(ctx: PracticeContext) -> None:
     """Before the first backfill pages, remember where the event feed ends now.
 
@@ -187,14 +203,16 @@ def backfill_practice(
 
     The checkpoint moves past a page only after the CRM confirmed that page's writes, so a killed task
     resumes at the first unconfirmed page; re-processing a page is harmless (writes are diffed).
+    First the practice's three time zones must agree (`TimezoneMismatch` otherwise, before any write).
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}")
+    zone = agreed_zone(ctx.practice, ctx.cherry, ctx.crm)
     summary = RunSummary(ctx.slug, "backfill", dry_run)
     fields = provision_fields(ctx.crm, dry_run=dry_run)
     summary.fields = fields.summary()
     load_payments(ctx, summary)
-    syncer = _syncer(ctx, fields.field_ids, PrefetchedDirectory(ctx.crm), dry_run, index_owners=True)
+    syncer = _syncer(ctx, zone, fields.field_ids, PrefetchedDirectory(ctx.crm), dry_run, index_owners=True)
     rewrite_after_recreated_fields(ctx, fields, syncer, summary)
 
     if not dry_run:
@@ -206,7 +224,7 @@ def backfill_practice(
     summary.resumed_from_page = pages_done
     if pages_done:
         log.info("resuming backfill of %s at page %d", ctx.slug, pages_done + 1)
-    status = "ACTIVE" if scope == "active" else None
+    status = AccountStatus.ACTIVE if scope == "active" else None
     for page in ctx.cherry.iter_patient_pages(status=status, limit=page_size, cursor=cursor):
         summary.patients.add(syncer.sync_raw(page.items))
         summary.pages += 1
@@ -221,20 +239,32 @@ def backfill_practice(
 
 
 def refresh_practice(
-    ctx: PracticeContext, *, page_size: int = 500, dry_run: bool = False, max_pages: int = 200
+    ctx: PracticeContext, *, page_size: int = 500, dry_run: bool = False, max_pages: int = 200, read_feed: bool = True
 ) -> RunSummary:
-    """Apply Cherry events after the stored cursor; the cursor advances page by page, after each page landed."""
+    """Apply the webhooks waiting in the inbox, then (unless `read_feed` is false) Cherry events after the stored
+    cursor; the cursor advances page by page, after each page landed. Both go through one `EventApplier`, so an
+    event seen both ways is applied once.
+
+    First the practice's three time zones must agree (`TimezoneMismatch` otherwise, before any write)."""
+    zone = agreed_zone(ctx.practice, ctx.cherry, ctx.crm)
     summary = RunSummary(ctx.slug, "refresh", dry_run, events=EventCounts())
     fields = provision_fields(ctx.crm, dry_run=dry_run)
     summary.fields = fields.summary()
-    syncer = _syncer(ctx, fields.field_ids, LiveDirectory(ctx.crm), dry_run)
+    syncer = _syncer(ctx, zone, fields.field_ids, LiveDirectory(ctx.crm), dry_run)
     rewrite_after_recreated_fields(ctx, fields, syncer, summary)
     opportunity = ctx.practice.options.opportunity
     updater = None
     if opportunity is not None:
         target = resolve_pipeline(ctx.crm, opportunity.pipeline, opportunity.stage)
-        updater = OpportunityUpdater(ctx.crm, target, dry_run=dry_run)
+        since = None if dry_run else opportunity_ids_since(ctx, target)
+        updater = OpportunityUpdater(ctx.crm, target, dry_run=dry_run, trusted_since=since)
     applier = EventApplier(store=ctx.store, syncer=syncer, opportunities=updater, dry_run=dry_run)
+    summary.webhooks = apply_inbox(
+        ctx.store, ctx.slug, applier, summary.events, summary.patients, page_size=page_size, dry_run=dry_run
+    )
+    if not read_feed:
+        summary.api_calls = ctx.api_calls()
+        return summary
 
     cursor = ctx.store.get_cursor(ctx.slug, EVENTS_STREAM)
     for page in ctx.cherry.iter_event_pages(cursor=cursor, limit=page_size):

@@ -1,4 +1,4 @@
-"""Smart-list membership pushed to the CRM (issue 5): `smart_list_contacts`, `smart_list_state`, and
+"""Smart-list membership pushed to the CRM: `smart_list_contacts`, `smart_list_state`, and
 `cherry_patients.increase_eligible` (mirrors the snapshot's flag, filled for existing rows here).
 
 Revision ID: 0002_smart_list

@@ -1,4 +1,4 @@
-"""Media-library folders and the asset upload ledger (issue 6).
+"""Media-library folders and the asset upload ledger.
 
 Revision ID: 0003_media
 Revises: 0002_smart_list

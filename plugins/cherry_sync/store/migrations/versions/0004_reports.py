@@ -1,4 +1,4 @@
-"""Monthly metrics reports and the email send ledger (issue 7).
+"""Monthly metrics reports and the email send ledger.
 
 Revision ID: 0004_reports
 Revises: 0003_media

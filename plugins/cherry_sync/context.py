@@ -1,0 +1,66 @@
+"""What every feature shares for one practice's run: `PracticeContext` and the Airflow connection ids.
+
+The sync (backfill, refresh), the smart list, the media import and the monthly email all work on a
+`PracticeContext`: the practice's registry entry, the sync store and both API hooks. `runtime.practice_context`
+builds one when a task runs; tests and benchmarks build their own. Importing this module costs nothing (no
+hook, store or Airflow import), so any module may.
+
+Connections (resolved when a task runs, never at parse time):
+- `cherry_sync_store`: the sync store (sqlite or postgres). Default pacing state lives beside it.
+- `cherry_sync_pacer` (optional): where API pacing is shared across workers, e.g. `redis://127.0.0.1:6379/0`.
+- `cherry_sync_smtp`: the SMTP server of the monthly reports and the operators' failure emails.
+- each practice's Cherry and CRM connections, as named in the registry.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cherry_sync.hooks.cherry import CherryHook
+    from cherry_sync.hooks.crm import AesthetixCrmHook
+    from cherry_sync.registry import PracticeConfig
+    from cherry_sync.store import SyncStore
+
+STORE_CONN_ID = "cherry_sync_store"
+PACER_CONN_ID = "cherry_sync_pacer"
+SMTP_CONN_ID = "cherry_sync_smtp"
+
+REGISTRY_ENV_VAR = "CHERRY_SYNC_REGISTRY"
+# The registry is the deployment's own file, not package data: `include/practices.yml` of the Airflow project
+# Airflow runs in (the working directory: the repository for make demo / make airflow / the tests, /opt/airflow in
+# the image), wherever the package itself is installed. Kept here, not in `registry`, so a DAG file's form can
+# find the file without importing the validating models.
+REGISTRY_PATH = Path.cwd() / "include" / "practices.yml"
+
+
+def default_registry_path() -> Path:
+    """`$CHERRY_SYNC_REGISTRY` if set, else include/practices.yml of the Airflow project (the working directory)."""
+    override = os.environ.get(REGISTRY_ENV_VAR)
+    return Path(override).expanduser() if override else REGISTRY_PATH
+
+
+@dataclass
+class PracticeContext:
+    """Everything one practice's run needs: its registry entry, the store and both API hooks."""
+
+    practice: PracticeConfig
+    store: SyncStore
+    cherry: CherryHook
+    crm: AesthetixCrmHook
+
+    @property
+    def slug(self) -> str:
+        return self.practice.slug
+
+    def api_calls(self) -> dict[str, int]:
+        """Attempts per operation so far (retries included), as "cherry GET /v1/..." / "crm POST ..."."""
+        return {f"cherry {op}": n for op, n in self.cherry.calls.items()} | {
+            f"crm {op}": n for op, n in self.crm.calls.items()
+        }
+
+    def crm_calls(self) -> int:
+        return self.crm.api_calls

@@ -1,0 +1,94 @@
+"""The `cherry_events/<slug>` Assets that `cherry_refresh` is scheduled on, their watchers, and what one run does.
+
+`cherry_events_assets()` reads the registry when the DAG file is parsed (a local file, like the trigger form's
+practice picker) and gives every enabled practice its own Asset with one watcher: an `InboxWatcher` when Cherry
+sends it webhooks (`events.webhooks: true`), a `FeedWatcher` polling every `events.poll_seconds` otherwise. A
+registry change is picked up at the next parse (the triggerer then starts and stops watchers to match).
+
+Why one Asset per practice and not one shared: the scheduler queues a DAG once per Asset (one queue row, stamped
+when its first event came) and a run consumes the events up to the newest stamp. With one shared Asset, a second
+practice's event arriving while the DAG waits (a run going, `max_active_runs=1`) is after that stamp: the next run
+would not name that practice, and nothing would start another one for it. With an Asset per practice, each
+practice's event queues its own row, the run's window reaches the newest of them, and every practice that asked is
+in the run. An event of the same practice that arrives after its row was stamped is left for a later run, but the
+run reads that practice's inbox or feed after it arrived, so it is applied anyway (the later run finds nothing).
+
+`plan_refresh` turns a run's triggering Asset events into the practices to refresh and whether each must read
+Cherry's feed (a feed watcher fired) or only its webhook inbox; a run with no Asset event (the hourly
+reconciliation, or a manual run) refreshes the chosen practices from inbox and feed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from airflow.sdk import Asset, AssetAny, AssetWatcher, task
+
+from cherry_sync.triggers.watchers import FeedWatcher, InboxWatcher
+
+log = logging.getLogger(__name__)
+
+EVENTS_ASSET_NAME = "cherry_events/{slug}"
+EVENTS_ASSET_URI = "cherry-sync://cherry/events/{slug}"
+
+
+def practice_events_asset(practice) -> Asset:
+    """Cherry events waiting for one practice (webhooks stored, or new in its feed); updated only by its watcher."""
+    if practice.events.webhooks:
+        trigger = InboxWatcher(practice.slug)
+    else:
+        trigger = FeedWatcher(practice.slug, practice.cherry_conn_id, float(practice.events.poll_seconds))
+    return Asset(
+        name=EVENTS_ASSET_NAME.format(slug=practice.slug),
+        uri=EVENTS_ASSET_URI.format(slug=practice.slug),
+        group="cherry-sync",
+        watchers=[AssetWatcher(name=f"cherry_events_{practice.slug}", trigger=trigger)],
+    )
+
+
+def cherry_events_assets() -> AssetAny:
+    """Any enabled practice's events Asset (none when the registry cannot be read: only the hourly run is left)."""
+    from cherry_sync.registry import RegistryFileError, load_registry
+
+    try:
+        practices = load_registry().enabled()
+    except RegistryFileError as exc:
+        log.error("no event watchers: %s", exc)
+        practices = []
+    return AssetAny(*(practice_events_asset(practice) for practice in practices))
+
+
+def plan_refresh(payloads: Iterable[Mapping[str, Any]], chosen: list[str]) -> list[dict[str, Any]]:
+    """`[{"practice": slug, "read_feed": bool}]` for one run. `payloads` are the watchers' event payloads that
+    triggered it; `chosen` the enabled practices (as picked in the trigger form). Without payloads: every chosen
+    practice, feed included. With them: the practices they name that are chosen, reading the feed when a feed
+    watcher fired for it (a webhook-only wake-up reads only the inbox)."""
+    wanted: dict[str, bool] = {}
+    for payload in payloads:
+        slug = payload.get("practice") if isinstance(payload, Mapping) else None
+        if isinstance(slug, str):
+            wanted[slug] = wanted.get(slug, False) or payload.get("source") == "feed"
+    if not wanted:
+        return [{"practice": slug, "read_feed": True} for slug in chosen]
+    skipped = sorted(set(wanted) - set(chosen))
+    if skipped:
+        log.warning("events for practice(s) no longer enabled ignored: %s", ", ".join(skipped))
+    return [{"practice": slug, "read_feed": wanted[slug]} for slug in chosen if slug in wanted]
+
+
+@task
+def plan_refresh_work(params=None, triggering_asset_events=None) -> list[dict[str, Any]]:
+    """Which practices this run refreshes, and from where (see `plan_refresh`); counts and slugs only."""
+    from cherry_sync.tasks import select_practices
+
+    payloads = [
+        (event.extra or {}).get("payload") or {}
+        for events in (triggering_asset_events or {}).values()
+        for event in events
+    ]
+    plan = plan_refresh(payloads, select_practices(params["practices"]))
+    woken = "reconciliation (feed)" if not payloads else f"{len(payloads)} watcher event(s)"
+    log.info("refresh of %d practice(s) after %s: %s", len(plan), woken, plan)
+    return plan
