@@ -19,27 +19,40 @@ from datetime import datetime
 from airflow.sdk import DAG, Param, task_group
 
 from cherry_sync.dag_support import (
+    BACKFILL_BUDGET,
     CHERRY_CONTACTS,
     CRM_API_POOL,
-    DEFAULT_ARGS,
     dry_run_param,
     fail_run_if_a_practice_failed,
+    failure,
     page_size_param,
     practices_param,
+    runbook,
     select_practices,
     summarize,
 )
 from cherry_sync.operators import ProvisionCustomFieldsOperator, SyncPatientsOperator
+from cherry_sync.reasons import ReasonCode
 
 with DAG(
     dag_id="cherry_backfill",
     description="Pull every active Cherry patient into the CRM (manual, resumable)",
-    doc_md=__doc__,
+    doc_md=runbook(
+        __doc__,
+        failure(
+            ReasonCode.CUSTOM_FIELD_CONFLICT,
+            action="A `contact.cherry_*` field was changed to another type by hand: restore its type "
+            "(docs/field-mapping.md).",
+            where="the CRM location",
+        ),
+    ),
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    render_template_as_native_obj=True,  # params reach the operators typed (booleans, integers, None)
+    default_args=BACKFILL_BUDGET.default_args(),
+    dagrun_timeout=BACKFILL_BUDGET.dagrun_timeout,
     tags=["cherry-sync", "backfill"],
     params={
         "practices": practices_param(),

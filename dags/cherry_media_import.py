@@ -32,24 +32,38 @@ from airflow.sdk import DAG, Param
 
 from cherry_sync.dag_support import (
     CRM_API_POOL,
-    DEFAULT_ARGS,
+    MEDIA_IMPORT_BUDGET,
+    PRACTICE_LABEL,
     dry_run_param,
     fail_run_if_a_practice_failed,
+    failure,
     practices_param,
+    runbook,
     select_practices,
     summarize,
 )
 from cherry_sync.operators.media import MediaImportOperator
+from cherry_sync.reasons import ReasonCode
 
 with DAG(
     dag_id="cherry_media_import",
     description="Cherry marketing assets into each practice's CRM media library (daily)",
-    doc_md=__doc__,
+    doc_md=runbook(
+        __doc__,
+        failure(
+            ReasonCode.ASSET_FOLDER_UNAVAILABLE,
+            action="The asset folder cannot be read (wrong URI, missing, not a folder, no access): fix the "
+            "`asset_folder` param or `CHERRY_SYNC_ASSET_FOLDER`; nothing was uploaded.",
+            where="the URI's storage connection (e.g. `aws_default`)",
+        ),
+    ),
     schedule="0 10 * * *",
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    render_template_as_native_obj=True,  # params reach the operators typed (booleans, integers, None)
+    default_args=MEDIA_IMPORT_BUDGET.default_args(),
+    dagrun_timeout=MEDIA_IMPORT_BUDGET.dagrun_timeout,
     tags=["cherry-sync", "media"],
     params={
         "practices": practices_param(),
@@ -69,7 +83,7 @@ with DAG(
         task_id="import_media",
         dry_run="{{ params.dry_run }}",
         asset_folder="{{ params.asset_folder }}",
-        map_index_template="{{ task.practice }}",
+        map_index_template=PRACTICE_LABEL,
         pool=CRM_API_POOL,
     ).expand(practice=select_practices())
     imports >> [summarize(), fail_run_if_a_practice_failed()]

@@ -25,23 +25,51 @@ from airflow.sdk import DAG, Param
 
 from cherry_sync.dag_support import (
     CHERRY_API_POOL,
-    DEFAULT_ARGS,
+    METRICS_EMAIL_BUDGET,
+    PRACTICE_LABEL,
     fail_run_if_a_practice_failed,
+    failure,
     practices_param,
+    runbook,
     select_practices,
     summarize,
 )
 from cherry_sync.operators.metrics_email import MetricsEmailOperator
+from cherry_sync.reasons import ReasonCode
 
 with DAG(
     dag_id="cherry_metrics_email",
     description="Monthly 90-day Cherry report emailed to each practice",
-    doc_md=__doc__,
+    doc_md=runbook(
+        __doc__,
+        failure(
+            ReasonCode.SEND_INTERRUPTED,
+            action="The email may or may not have gone out: check the mailbox before re-sending (force on).",
+            where="`cherry_sync_smtp`",
+        ),
+        failure(
+            ReasonCode.SMTP_NOT_CONFIGURED,
+            action="The SMTP connection is missing, has no host or no `from_email` extra: complete it.",
+            where="`cherry_sync_smtp`",
+        ),
+        failure(
+            ReasonCode.SEND_FAILED,
+            action="The SMTP server did not accept the message: it is retried; check the server if it persists.",
+            where="`cherry_sync_smtp`",
+        ),
+        failure(
+            ReasonCode.INVALID_REPORT_WINDOW,
+            action="The end date is malformed or has not ended yet in the practice's zone: choose an earlier day.",
+            where="the trigger form",
+        ),
+    ),
     schedule="0 11 1 * *",  # 11:00 UTC: already the 1st in every US timezone (the window is per practice)
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    render_template_as_native_obj=True,  # params reach the operators typed (booleans, integers, None)
+    default_args=METRICS_EMAIL_BUDGET.default_args(),
+    dagrun_timeout=METRICS_EMAIL_BUDGET.dagrun_timeout,
     tags=["cherry-sync", "reports"],
     params={
         "practices": practices_param(),
@@ -71,10 +99,10 @@ with DAG(
 ) as dag:
     reports = MetricsEmailOperator.partial(
         task_id="send_report",
-        report_end_date="{{ params.end_date or '' }}",
+        report_end_date="{{ params.end_date }}",
         send="{{ params.send }}",
         force="{{ params.force }}",
-        map_index_template="{{ task.practice }}",
+        map_index_template=PRACTICE_LABEL,
         pool=CHERRY_API_POOL,
     ).expand(practice=select_practices())
     reports >> [summarize(), fail_run_if_a_practice_failed()]

@@ -28,10 +28,12 @@ from airflow.sdk import DAG, Param
 from cherry_sync.dag_support import (
     CHERRY_CONTACTS,
     CRM_API_POOL,
-    DEFAULT_ARGS,
+    PRACTICE_LABEL,
+    SMART_LIST_BUDGET,
     dry_run_param,
     fail_run_if_a_practice_failed,
     practices_param,
+    runbook,
     select_practices,
     summarize,
 )
@@ -40,12 +42,14 @@ from cherry_sync.operators.smart_list import SmartListOperator
 with DAG(
     dag_id="cherry_smart_list",
     description="Keep the Cherry Patients smart list's tags exact (after each contacts update)",
-    doc_md=__doc__,
+    doc_md=runbook(__doc__),
     schedule=[CHERRY_CONTACTS],
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    render_template_as_native_obj=True,  # params reach the operators typed (booleans, integers, None)
+    default_args=SMART_LIST_BUDGET.default_args(),
+    dagrun_timeout=SMART_LIST_BUDGET.dagrun_timeout,
     tags=["cherry-sync", "smart-list"],
     params={
         "practices": practices_param(),
@@ -76,7 +80,7 @@ with DAG(
         dry_run="{{ params.dry_run }}",
         verify="{{ params.verify }}",
         verify_every_hours="{{ params.verify_every_hours }}",
-        map_index_template="{{ task.practice }}",
+        map_index_template=PRACTICE_LABEL,
         pool=CRM_API_POOL,
     ).expand(practice=select_practices())
     smart_list >> [summarize(), fail_run_if_a_practice_failed()]

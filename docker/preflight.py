@@ -8,7 +8,11 @@
    the sync store, the SMTP server (with its `from_email` extra), and each enabled practice's Cherry and
    CRM connections (host + password, and the CRM's `location_id` extra). Skipped while the Fernet key is bad:
    Airflow cannot build any connection with it and would call each one missing.
-4. The sync store is migrated to the newest schema (idempotent; tasks would otherwise do it on first use).
+4. Each enabled practice's time zones agree: the registry's `timezone`, Cherry's practice zone and the CRM location's
+   zone (one `GET /v1/practice` and one `GET /locations/{id}` per practice; cherry_sync.sync.zones). A disagreement
+   stops the deployment, unless the registry pins the practice's zone (`timezone_pinned: true`: printed, not
+   fatal). An API that cannot be asked now (not up yet, unreachable) is only noted: every run checks again.
+5. The sync store is migrated to the newest schema (idempotent; tasks would otherwise do it on first use).
 
 Prints what it checked (connection ids, counts, the store revision): never a secret or a host's password.
 Exit status 1 with one line per problem when anything is wrong.
@@ -67,8 +71,7 @@ def _connection(conn_id: str):
 
 
 def connection_problems(registry) -> tuple[list[str], list[str]]:
-    from cherry_sync.operators.metrics_email import DEFAULT_SMTP_CONN_ID
-    from cherry_sync.runtime import STORE_CONN_ID
+    from cherry_sync.context import SMTP_CONN_ID, STORE_CONN_ID
 
     problems: list[str] = []
     checked: list[str] = []
@@ -89,15 +92,32 @@ def connection_problems(registry) -> tuple[list[str], list[str]]:
         return conn
 
     need(STORE_CONN_ID)
-    need(DEFAULT_SMTP_CONN_ID, extras=("from_email",))
+    need(SMTP_CONN_ID, extras=("from_email",))
     for practice in registry.enabled():
         need(practice.cherry_conn_id, password=True)
         need(practice.crm_conn_id, password=True, extras=("location_id",))
     return problems, checked
 
 
+def zone_problems(registry) -> tuple[list[str], list[str]]:
+    """(problems, notes): time zones that disagree; practices whose zones could not be read now."""
+    from cherry_sync.sync.zones import TimezoneMismatch, check_practice
+
+    problems: list[str] = []
+    notes: list[str] = []
+    for practice in registry.enabled():
+        report = check_practice(practice)
+        if report.reason_code == TimezoneMismatch.reason_code:
+            problems.append(f"practice {report}")
+        elif not report.ok:
+            notes.append(f"practice {report} (every run checks again)")
+        else:
+            notes.append(f"practice {report}")
+    return problems, notes
+
+
 def migrate_store() -> str:
-    from cherry_sync.runtime import STORE_CONN_ID
+    from cherry_sync.context import STORE_CONN_ID
     from cherry_sync.store.engine import engine_from_connection, store_from_engine
     from cherry_sync.store.migrate import current_revision
 
@@ -125,6 +145,10 @@ def main() -> int:
         return 1
     conn_problems, checked = connection_problems(registry)
     problems += conn_problems
+    notes: list[str] = []
+    if not problems:
+        zone_errors, notes = zone_problems(registry)
+        problems += zone_errors
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -133,6 +157,8 @@ def main() -> int:
         f"registry: {len(registry.practices)} practices, {len(registry.enabled())} enabled; "
         f"connections present: {', '.join(checked)}"
     )
+    for note in notes:
+        print(f"time zones: {note}")
     print(f"sync store at revision {migrate_store()}")
     return 0
 

@@ -31,6 +31,7 @@ from scripts.local_env import (  # noqa: E402
     connection_env,
     free_port,
     migrate_metadata,
+    registry_practices,
     start_sandboxes,
 )
 
@@ -113,7 +114,10 @@ class Demo:
             migrate_metadata(self.env)
             self.dag("cherry_backfill", "Backfill, dry run (plan only, zero CRM writes)", dry_run=True)
             self.dag("cherry_backfill", "Backfill: every active Cherry patient into the CRM")
-            _step("Cherry time moves on: new patients, refreshed accounts, payments, refunds, duplicate deliveries")
+            _step(
+                "Cherry time moves on: new patients, refreshed and closed accounts, payments, refunds, "
+                "duplicate deliveries"
+            )
             advanced = self.advance()
             print(f"  {advanced} new Cherry events")
             self.dag("cherry_refresh", "Refresh: apply Cherry's new events")
@@ -140,6 +144,7 @@ class Demo:
             "payments": 5,
             "refunds": 1,
             "cancellations": 1,
+            "deactivations": 2,
             "duplicate_share": 0.2,
             "out_of_order_share": 0.1,
         }
@@ -175,19 +180,20 @@ class Demo:
             return
         latest = max(r.started_at for r in runs)
         run_id = next(r.run_id for r in runs if r.started_at == latest)
-        rows = [
-            r
-            for r in runs
-            if r.run_id == run_id and not (r.task_id or "").endswith("provision_custom_fields")
-        ]
+        rows = [r for r in runs if r.run_id == run_id and not (r.task_id or "").endswith("provision_custom_fields")]
         print(
-            f"  {'practice':22} {'status':>8} {'read':>5} {'created':>8} {'updated':>8} {'unchanged':>10} {'rejected':>9} {'API calls':>10}"
+            f"  {'practice':22} {'status':>8} {'read':>5} {'created':>8} {'updated':>8} {'unchanged':>10} {'rejected':>9} {'shared pt':>10} {'API calls':>10}"
         )
         for r in sorted(rows, key=lambda r: r.practice_slug):
             c = r.counts
+            # Patients synced without an e-mail or phone a relative's contact holds (warning, not rejection).
+            shared = (r.details or {}).get("patients", {}).get("warnings_by_reason", {}).get("shared_contact_point", 0)
             print(
-                f"  {r.practice_slug:22} {r.status:>8} {c.read:>5} {c.created:>8} {c.updated:>8} {c.unchanged:>10} {c.rejected:>9} {c.api_calls:>10}"
+                f"  {r.practice_slug:22} {r.status:>8} {c.read:>5} {c.created:>8} {c.updated:>8} {c.unchanged:>10} {c.rejected:>9} {shared:>10} {c.api_calls:>10}"
             )
+        cleared = sum((r.details.get("patients") or {}).get("values_cleared", 0) for r in rows)
+        if cleared:
+            print(f"  Cherry values cleared in the CRM (Cherry no longer has them): {cleared}")
 
     def final_summary(self) -> None:
         _step("Where things stand")
@@ -202,8 +208,14 @@ class Demo:
                 f"  CRM location {loc['id']}: {counts['contacts']} contacts, {counts['customFields']} custom fields, "
                 f"{counts['opportunities']} opportunities"
             )
+        self.audit(store)
         rejects = store.rejection_counts()
         print(f"  Rejected records kept with their reason: {dict(sorted(rejects.items())) or 'none'}")
+        warnings = store.warning_counts()
+        print(
+            "  Synced with a warning (a shared e-mail or phone left off the contact): "
+            f"{dict(sorted(warnings.items())) or 'none'}"
+        )
         stats = requests.get(f"{self.sandboxes.crm_url}/_sandbox/stats", timeout=10).json()
         worst = max((v["max_in_window"] for v in stats["by_key"].values()), default=0)
         print(
@@ -211,6 +223,52 @@ class Demo:
             f"busiest {stats['window_seconds']:g} s window per location: {worst} (limit 100)"
         )
         print("  Open the store yourself: sqlite3 .demo/cherry_sync_store.db 'select * from run_ledger'")
+
+    def cherry_rows(self, path: str, api_key: str) -> list[dict]:
+        """Every row of a Cherry list endpoint, as the practice's API key sees it."""
+        rows, cursor = [], None
+        while True:
+            params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+            body = requests.get(
+                f"{self.sandboxes.cherry_url}{path}",
+                params=params,
+                timeout=30,
+                headers={"Authorization": f"Bearer {api_key}"},
+            ).json()
+            rows += body["data"]
+            cursor = body.get("next_cursor")
+            if not body.get("has_more"):
+                return rows
+
+    def audit(self, store) -> None:
+        """Every contact's Cherry fields against Cherry's API, by the written rules (sandbox.audit)."""
+        from sandbox.audit import audit
+
+        wrong = stale = checked = 0
+        cherry_practices = self.sandboxes.info["cherry"]["practices"]
+        locations = self.sandboxes.info["crm"]["locations"]
+        for index, entry in enumerate(registry_practices()[: len(locations)]):
+            key = cherry_practices[index]["api_key"]
+            state = requests.get(
+                f"{self.sandboxes.crm_url}/_sandbox/state/{locations[index]['id']}",
+                params={"lists": "true"},
+                timeout=30,
+            ).json()
+            result = audit(
+                patients=self.cherry_rows("/v1/patients", key),
+                payments=self.cherry_rows("/v1/payments", key),
+                contacts=state["contacts"],
+                custom_fields=state["customFields"],
+                contact_of={
+                    s.patient_id: s.crm_contact_id for s in store.iter_patient_states(entry["slug"]) if s.crm_contact_id
+                },
+                zone=entry["timezone"],
+            )
+            wrong, stale, checked = wrong + len(result.wrong), stale + len(result.stale), checked + result.checked
+        print(
+            f"  Cherry fields audited against Cherry's API on {checked} contacts: {wrong} disagree "
+            f"({stale} showing a value Cherry no longer has)"
+        )
 
 
 def standalone(patients: int) -> int:
