@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.cherry_sandbox",
     "tests.fixtures.crm_sandbox",
     "tests.fixtures.databases",
+    "tests.fixtures.sandbox_env",
     "tests.fixtures.smtp",
 ]

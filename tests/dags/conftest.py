@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import requests
 import yaml
 
 from sandbox.cherry.testing import CherrySandbox
@@ -76,21 +75,13 @@ class DagEnv:
         self.registry_path.write_text(yaml.safe_dump(entries, sort_keys=False))
 
     def crm_writes(self, location_id: str | None = None) -> int:
-        stats = requests.get(f"{self.crm.base_url}/_sandbox/stats", timeout=10).json()
+        """Write requests that reached the CRM sandbox: for one location, or all of them."""
+        stats = self.crm.stats()
         endpoints = stats["by_key"].get(location_id, {}).get("endpoints", {}) if location_id else stats["endpoints"]
         return crm_writes(endpoints)
 
     def crm_requests(self, location_id: str) -> int:
-        stats = requests.get(f"{self.crm.base_url}/_sandbox/stats", timeout=10).json()
-        return stats["by_key"].get(location_id, {}).get("requests", 0)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_backend(request, tmp_path) -> str:
-    """The sync store for a DAG test: a SQLite file, or a throwaway PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgres_url")
+        return self.crm.stats()["by_key"].get(location_id, {}).get("requests", 0)
 
 
 @pytest.fixture
@@ -103,7 +94,7 @@ def dag_env(airflow_home, tmp_path, cherry_sandbox_factory, crm_sandbox_factory)
 
 
 @pytest.fixture
-def dag_env_any_store(dag_env, store_backend) -> DagEnv:
-    """`dag_env` on each store backend (SQLite and PostgreSQL)."""
-    dag_env.store_url = store_backend
+def dag_env_any_store(dag_env, store_url) -> DagEnv:
+    """`dag_env` on each store backend (SQLite and PostgreSQL), on an empty database."""
+    dag_env.store_url = store_url
     return dag_env

@@ -97,15 +97,24 @@ def task_policy(task):
     if task.retries:
         task.retry_delay = timedelta(seconds={delay!r})
         task.max_retry_delay = timedelta(seconds={delay!r} * 2)
+    if {timeout!r} is not None and task.execution_timeout:
+        task.execution_timeout = timedelta(seconds={timeout!r})
+    if {retries!r} is not None:
+        task.retries = {retries!r}
 '''
 
 
-def scaled_retries(env, folder: Path, delay_seconds: float = 1.0) -> None:
+def scaled_retries(
+    env, folder: Path, delay_seconds: float = 1.0, *, timeout_seconds: float | None = None, retries: int | None = None
+) -> None:
     """Keep every task's retry count (the DAGs' `retries: 3`) but scale its delay down to `delay_seconds`, through
     an `airflow_local_settings.task_policy` on the Airflow processes' PYTHONPATH. `airflow dags test` then retries a
-    failed task as the scheduler would, in seconds instead of minutes (as the CRM's burst window is time-scaled)."""
+    failed task as the scheduler would, in seconds instead of minutes (as the CRM's burst window is time-scaled).
+    `timeout_seconds` scales the tasks' `execution_timeout` down the same way; `retries` replaces the count."""
     from scripts.local_env import REPO
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "airflow_local_settings.py").write_text(_LOCAL_SETTINGS.format(delay=float(delay_seconds)))
+    (folder / "airflow_local_settings.py").write_text(
+        _LOCAL_SETTINGS.format(delay=float(delay_seconds), timeout=timeout_seconds, retries=retries)
+    )
     env.extra["PYTHONPATH"] = os.pathsep.join([str(folder), str(REPO / "plugins"), str(REPO)])

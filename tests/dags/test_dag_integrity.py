@@ -79,6 +79,15 @@ def test_dag_policy(dagbag, dag_id):
     dag = dagbag.dags[dag_id]  # get_dag() would read the metadata DB
     assert dag.tags and "cherry-sync" in dag.tags
     assert dag.doc_md and dag.doc_md.strip().startswith("###")
+    # A runbook page: what to do for each way a run fails, including the ones every DAG shares.
+    from cherry_sync.dag_support import COMMON_FAILURES
+
+    assert "#### If it fails" in dag.doc_md
+    assert all(f"`{code}`" in dag.doc_md for row in COMMON_FAILURES for code in row.codes)
+    # Params reach the operators typed (a boolean, an integer, None), not as text parsed back by hand.
+    assert dag.render_template_as_native_obj
+    assert dag.dagrun_timeout is not None
+    assert all(task.execution_timeout is not None for task in dag.tasks), "a hung task must end by its timeout"
     assert dag.catchup is False
     assert dag.start_date is not None
     pools = json.loads((REPO / "include" / "pools.json").read_text())

@@ -22,14 +22,24 @@ def _sync_rows(env, dag_id):
     }
 
 
+def _shared_points(row) -> int:
+    """Patients the run synced without an e-mail or phone a relative's contact holds (ledger details)."""
+    return row.details.get("patients", {}).get("warnings_by_reason", {}).get("shared_contact_point", 0)
+
+
 def test_backfill_then_rerun_makes_zero_crm_writes_and_dry_run_predicts_counts(dag_env_any_store):
     dag_env = dag_env_any_store
     dag_env.run("cherry_backfill", dry_run=True)
     assert dag_env.crm_writes() == 0
     planned = {slug: row.counts for slug, row in _sync_rows(dag_env, "cherry_backfill").items()}
+    planned_shared = {slug: _shared_points(row) for slug, row in _sync_rows(dag_env, "cherry_backfill").items()}
 
     dag_env.run("cherry_backfill")
     done = {slug: row.counts for slug, row in _sync_rows(dag_env, "cherry_backfill").items()}
+    # Family members sharing a point are warned, not rejected: counted in the ledger, kept open in the store.
+    done_shared = {slug: _shared_points(row) for slug, row in _sync_rows(dag_env, "cherry_backfill").items()}
+    assert done_shared == planned_shared
+    assert sum(done_shared.values()) == _store(dag_env).warning_counts().get("shared_contact_point", 0) > 0
     assert set(done) == {"glow-aesthetics", "lumen-medspa", "harbor-dermatology"}
     for slug, counts in done.items():
         assert counts.created > 0

@@ -71,12 +71,12 @@ def failing_env(airflow_home, tmp_path, cherry_sandbox_factory, crm_sandbox_fact
                 {
                     "slug": slug,
                     "display_name": slug.replace("-", " ").title(),
-                    "timezone": "America/New_York",
+                    "timezone": cherry.practices[index].timezone,  # agreed with Cherry and the CRM location
                     "cherry_conn_id": f"cherry_{slug.replace('-', '_')}",
                     "crm_conn_id": f"crm_{slug.replace('-', '_')}",
                     "enabled": True,
                 }
-                for slug in PRACTICES
+                for index, slug in enumerate(PRACTICES)
             ],
             sort_keys=False,
         )
@@ -240,3 +240,33 @@ def test_deleted_custom_field_is_recreated_and_contact_values_rewritten(failing_
     writes = env.crm_writes(location.id)
     env.run("cherry_refresh")
     assert env.crm_writes(location.id) == writes, "healed once: the next run makes no CRM write"
+
+
+def test_a_practice_whose_time_zones_disagree_fails_alone(dag_env: DagEnv) -> None:
+    """Someone moved one CRM location to another zone: that practice fails at once (no retries) with one sentence
+    naming the three zones and the fix; the other practices sync; the failed one wrote no contact."""
+    env = dag_env
+    slugs = [entry["slug"] for entry in env.registry()]
+    moved = 1
+    env.crm.set_location_timezone(env.crm.locations[moved].id, "America/Denver")
+
+    result = run_dag(env, "cherry_backfill")
+
+    assert result.state == "failed"
+    sync = result.states("sync_patients")
+    assert sync == {0: "success", 1: "failed", 2: "success"}, result.output[-3000:]
+    tries = {(t.task_id.split(".")[-1], t.map_index): t.try_number for t in result.tasks}
+    assert tries[("sync_patients", moved)] == 1, "a person must act: not retried"
+    ledger = _ledger(env, "cherry_backfill", result.run_id)
+    entry = ledger[(slugs[moved], "practice.sync_patients")]
+    assert (entry.status, entry.details.get("reason")) == ("failed", "timezone_mismatch")
+    zone = env.cherry.practices[moved].timezone
+    sentence = (
+        f"practice {slugs[moved]}: time zones disagree: the registry says {zone}, Cherry keeps the practice in {zone} "
+        f"and the CRM location is in America/Denver; set the CRM location's time zone (Settings > Business Profile) "
+        f"to {zone}, or pin the registry's zone with `timezone_pinned: true`"
+    )
+    assert any(sentence in line for line in _error_lines(result, slugs[moved])), _error_lines(result, slugs[moved])
+    counts = {i: env.crm.location_state(loc.id, lists=False)["counts"] for i, loc in enumerate(env.crm.locations)}
+    assert counts[moved]["contacts"] == 0
+    assert counts[0]["contacts"] > 0 and counts[2]["contacts"] > 0

@@ -9,22 +9,19 @@ call at all.
 from __future__ import annotations
 
 import csv
-import json
 import os
 
 import pytest
-from airflow.sdk import Connection
 
 from cherry_sync.dag_support import CHERRY_CONTACTS
 from cherry_sync.hooks.base import RetrySettings
-from cherry_sync.hooks.cherry import CherryHook
-from cherry_sync.hooks.crm import AesthetixCrmHook
-from cherry_sync.hooks.pacing import MemoryPacer
 from cherry_sync.registry import load_registry
-from cherry_sync.smart_list.segments import SegmentPlan, segments_of
+from cherry_sync.smart_list.segments import SegmentPlan
 from cherry_sync.store import engine_from_url, store_from_engine
-from cherry_sync.sync.practice_runs import PracticeContext, backfill_practice
+from cherry_sync.sync.practice_runs import backfill_practice
 from scripts.local_env import REPO
+from tests.fixtures.sandbox_env import SandboxEnv
+from tests.smart_list.conftest import expected_tags
 
 DAG_ID = "cherry_smart_list"
 
@@ -42,52 +39,12 @@ def test_scheduled_on_the_asset_the_backfill_and_refresh_update(tmp_path):
 
 
 def _backfill_in_process(env, store) -> None:
-    pacer = MemoryPacer()
-    retry = RetrySettings(backoff_initial=0.01, backoff_max=0.1)
+    """Each registry practice backfilled on its sandbox practice and location, as the backfill DAG's task runs it."""
+    world = SandboxEnv(env.cherry, store, env.crm, retry=RetrySettings(backoff_initial=0.01, backoff_max=0.1))
     for index, practice in enumerate(load_registry(env.registry_path).practices):
-        loc = env.crm.locations[index]
-        ctx = PracticeContext(
-            practice=practice,
-            store=store,
-            cherry=CherryHook(
-                practice.cherry_conn_id,
-                connection=Connection(
-                    conn_id="c",
-                    conn_type="http",
-                    host=env.cherry.base_url,
-                    password=env.cherry.practices[index].api_key,
-                ),
-                pacer=pacer,
-                retry=retry,
-            ),
-            crm=AesthetixCrmHook(
-                practice.crm_conn_id,
-                connection=Connection(
-                    conn_id="m",
-                    conn_type="http",
-                    host=env.crm.base_url,
-                    password=loc.token,
-                    extra=json.dumps({"location_id": loc.id, "burst_window_seconds": 1}),
-                ),
-                pacer=pacer,
-                retry=retry,
-            ),
-        )
-        store.sync_practices([practice])
-        backfill_practice(ctx, scope="all")
-    pacer.close()
-
-
-def _expected_tags(store, practice) -> dict[str, frozenset[str]]:
-    plan = SegmentPlan.from_practice(practice)
-    wanted: dict[str, set[str]] = {}
-    for state in store.iter_patient_states(practice.slug):
-        if state.crm_contact_id:
-            segments = segments_of(
-                state.account_status, state.balance_available, state.snapshot.get("increase_eligible"), plan.threshold
-            )
-            wanted.setdefault(state.crm_contact_id, set()).update(plan.tags[name] for name in segments)
-    return {contact: frozenset(tags) for contact, tags in wanted.items()}
+        world.use_practice(index, practice)
+        backfill_practice(world.context(index), scope="all")
+    world.pacer.close()
 
 
 @pytest.mark.airflow
@@ -115,7 +72,7 @@ def test_dag_tags_enabled_practices_leaves_a_disabled_one_alone_and_reruns_witho
         managed = SegmentPlan.from_practice(practice).managed_tags
         contacts = dag_env.crm.location_state(dag_env.crm.locations[index].id, lists=True)["contacts"]
         actual = {c["id"]: frozenset(t for t in c.get("tags") or () if t in managed) for c in contacts}
-        expected = _expected_tags(store, practice)
+        expected = expected_tags(store, practice)
         assert {cid: tags for cid, tags in actual.items() if tags} == expected, practice.slug
         with (exports / f"smart_list_{practice.slug}.csv").open(newline="") as handle:
             assert len(list(csv.DictReader(handle))) == sum(

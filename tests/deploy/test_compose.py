@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cherry_sync.operators.metrics_email import DEFAULT_SMTP_CONN_ID
+from cherry_sync import provider
+from cherry_sync.context import PACER_CONN_ID, SMTP_CONN_ID, STORE_CONN_ID
 from cherry_sync.registry import load_registry
-from cherry_sync.runtime import PACER_CONN_ID, STORE_CONN_ID
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -35,7 +35,8 @@ AIRFLOW_COMPONENTS = (
 REQUIRED_SERVICES = (*AIRFLOW_COMPONENTS, "postgres", "redis", "sync-store-db", "sandboxes", "mailpit")
 ONE_SHOT = {"airflow-init"}
 SHARED_SECRETS = ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
-PRODUCT_MOUNTS = {"dags": "/opt/airflow/dags", "plugins": "/opt/airflow/plugins", "include": "/opt/airflow/include"}
+PRODUCT_MOUNTS = {"dags": "/opt/airflow/dags", "include": "/opt/airflow/include"}
+CONN_TYPES = {"cherry": provider.CHERRY_CONN_TYPE, "crm": provider.CRM_CONN_TYPE}
 WORKER = "airflow-worker"
 SANDBOX_HOSTS = {"cherry": "http://sandboxes:8300", "crm": "http://sandboxes:8420"}
 PLACEHOLDER = "change-me"
@@ -114,7 +115,7 @@ def conn_var(conn_id: str) -> str:
 
 def product_connection_ids() -> set[str]:
     registry = load_registry(REGISTRY_FILE)
-    ids = {STORE_CONN_ID, PACER_CONN_ID, DEFAULT_SMTP_CONN_ID}
+    ids = {STORE_CONN_ID, PACER_CONN_ID, SMTP_CONN_ID}
     for practice in registry.practices:
         ids |= {practice.cherry_conn_id, practice.crm_conn_id}
     return ids
@@ -122,7 +123,7 @@ def product_connection_ids() -> set[str]:
 
 def required_connection_ids() -> set[str]:
     registry = load_registry(REGISTRY_FILE)
-    ids = {STORE_CONN_ID, DEFAULT_SMTP_CONN_ID}
+    ids = {STORE_CONN_ID, SMTP_CONN_ID}
     for practice in registry.enabled():
         ids |= {practice.cherry_conn_id, practice.crm_conn_id}
     return ids
@@ -249,8 +250,12 @@ def mount_problems(compose: dict) -> list[str]:
         for folder, target in PRODUCT_MOUNTS.items():
             if mounts.get(target) not in (f"./{folder}", folder, f"./{folder}/"):
                 problems.append(f"{name}: ./{folder} is not mounted at {target}")
-        if "/opt/airflow/plugins" not in environment(svc).get("PYTHONPATH", "").split(":"):
-            problems.append(f"{name}: PYTHONPATH does not include /opt/airflow/plugins (cherry_sync must import)")
+        # cherry_sync is installed in the image: a mounted copy on the path would shadow it (and its entry point's
+        # connection forms would describe other code than the one that runs).
+        if any(str(source).rstrip("/") in ("./plugins", "plugins") for source in mounts.values()):
+            problems.append(f"{name}: ./plugins is mounted, shadowing the cherry_sync the image installs")
+        if "/opt/airflow/plugins" in environment(svc).get("PYTHONPATH", "").split(":"):
+            problems.append(f"{name}: PYTHONPATH puts /opt/airflow/plugins before the cherry_sync the image installs")
     return problems
 
 
@@ -336,7 +341,7 @@ def test_airflow_components_wait_for_healthy_dependencies_and_init(compose):
 
 
 def test_product_folders_mounted_in_every_airflow_component(compose):
-    assert mount_problems(compose) == [], "dags/, plugins/ and include/ must be mounted, with plugins on PYTHONPATH"
+    assert mount_problems(compose) == [], "dags/ and include/ mounted; the package comes from the image"
 
 
 def test_worker_can_scale(compose):
@@ -357,12 +362,12 @@ def test_connections_are_valid_json_pointing_at_the_sandboxes_by_default(compose
     for practice in registry.enabled():
         for kind, conn_id in (("cherry", practice.cherry_conn_id), ("crm", practice.crm_conn_id)):
             conn = json.loads(interpolate(env[conn_var(conn_id)], env_example))
-            assert conn["conn_type"] == "http", f"{conn_id}: an http connection"
+            assert conn["conn_type"] == CONN_TYPES[kind], f"{conn_id}: a {CONN_TYPES[kind]} connection"
             assert conn["host"] == SANDBOX_HOSTS[kind], f"{conn_id}: points at {conn['host']!r}, not the sandbox"
             assert conn["password"], f"{conn_id}: no API key / token"
             if kind == "crm":
                 assert conn["extra"]["location_id"], f"{conn_id}: no location_id extra"
-    smtp = json.loads(interpolate(env[conn_var(DEFAULT_SMTP_CONN_ID)], env_example))
+    smtp = json.loads(interpolate(env[conn_var(SMTP_CONN_ID)], env_example))
     assert smtp["host"] == "mailpit", "SMTP goes to Mailpit by default"
     assert "@" in smtp["extra"]["from_email"] and "@" in smtp["extra"]["ops_email"], "from_email and ops_email extras"
     pacer = json.loads(interpolate(env[conn_var(PACER_CONN_ID)], env_example))
@@ -390,6 +395,13 @@ def test_demo_credentials_are_the_sandboxes_own(compose, env_example):
         assert cherry_conn["password"] == info["cherry"]["practices"][index]["api_key"], f"{practice.slug}: Cherry key"
         assert crm_conn["password"] == info["crm"]["locations"][index]["token"], f"{practice.slug}: CRM token"
         assert crm_conn["extra"]["location_id"] == info["crm"]["locations"][index]["id"], f"{practice.slug}: location"
+        # One agreed zone per practice: the registry's, Cherry's practice zone and the CRM location's.
+        zones = (
+            practice.timezone,
+            info["cherry"]["practices"][index]["timezone"],
+            info["crm"]["locations"][index]["timezone"],
+        )
+        assert len(set(zones)) == 1, f"{practice.slug}: registry, Cherry and CRM zones differ: {zones}"
 
 
 def test_every_variable_the_compose_file_requires_is_in_env_example(env_example):
@@ -428,6 +440,18 @@ def test_dockerfile_from_is_the_pinned_airflow_release():
     assert "requirements.txt" in DOCKERFILE.read_text(), "the image installs the pinned requirements.txt"
 
 
+def test_the_image_installs_the_runtime_pins_then_the_package_without_dependencies():
+    steps = [" ".join(step.split()) for step in re.findall(r"^RUN (.*?)(?<!\\)$", DOCKERFILE.read_text(), re.M | re.S)]
+    pins = next(i for i, step in enumerate(steps) if "-r /opt/cherry-sync/requirements.txt" in step)
+    package = next(i for i, step in enumerate(steps) if "--no-deps /opt/cherry-sync/src" in step)
+    assert pins < package, "the pinned runtime set first, then cherry_sync on top of it"
+    copied = re.findall(r"^COPY\s+(?:--\S+\s+)*(\S+)", DOCKERFILE.read_text(), re.M)
+    assert not any("requirements-dev" in item for item in [*steps, *copied]), "the image gets the runtime set only"
+    assert {"pyproject.toml", "plugins/cherry_sync"} <= set(copied), "the package is built from the project itself"
+    allowed = (REPO / ".dockerignore").read_text().splitlines()
+    assert {"!pyproject.toml", "!plugins/cherry_sync/", "!requirements.txt"} <= set(allowed)
+
+
 def test_env_example_holds_placeholders_not_secrets(env_example):
     for name in (
         "AIRFLOW_FERNET_KEY",
@@ -462,7 +486,8 @@ def test_checkers_reject_a_broken_compose_file(compose, env_example):
     svcs["airflow-triggerer"]["environment"]["AIRFLOW__CORE__FERNET_KEY"] = "${ANOTHER_FERNET_KEY}"
     svcs["airflow-apiserver"]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"] = "hard-coded"
     del svcs["airflow-dag-processor"]["healthcheck"]
-    svcs["airflow-worker"]["volumes"] = [v for v in svcs["airflow-worker"]["volumes"] if "plugins" not in v]
+    svcs["airflow-worker"]["volumes"] = [v for v in svcs["airflow-worker"]["volumes"] if "include" not in v]
+    svcs["airflow-triggerer"]["volumes"] = [*svcs["airflow-triggerer"]["volumes"], "./plugins:/opt/airflow/plugins:ro"]
     svcs["airflow-worker"]["container_name"] = "worker"
     svcs["airflow-worker"]["ports"] = ["8793:8793"]
     svcs["airflow-worker"]["depends_on"]["airflow-init"] = {"condition": "service_started"}
@@ -475,7 +500,8 @@ def test_checkers_reject_a_broken_compose_file(compose, env_example):
     secrets = secret_reference_problems(broken, env_example)
     assert any("ANOTHER_FERNET_KEY" in p for p in secrets) and any("literal" in p for p in secrets)
     assert healthcheck_problems(broken) == ["airflow-dag-processor: a long-running service without a healthcheck"]
-    assert any("./plugins" in p for p in mount_problems(broken))
+    assert {p.split(":")[0] for p in mount_problems(broken)} == {"airflow-worker", "airflow-triggerer"}
+    assert any("./include" in p for p in mount_problems(broken)) and any("shadow" in p for p in mount_problems(broken))
     assert len(scaling_problems(broken)) == 2
     assert any("service_started" in p for p in depends_on_problems(broken))
     assert unknown_connection_problems(broken) == [

@@ -36,6 +36,7 @@ from tests.deploy.test_compose import (
     COMPOSE_FILE,
     ENV_EXAMPLE,
     REPO,
+    SANDBOX_HOSTS,
     environment,
     interpolate,
     parse_env_file,
@@ -96,7 +97,6 @@ def local_swaps(dotenv: dict[str, str], metadata_db: URL, store_db: URL, tmp_pat
         '"host": "redis"': '"host": "127.0.0.1"',
         # Bind mounts and volumes.
         "/opt/airflow/dags": str(REPO / "dags"),
-        "/opt/airflow/plugins": str(REPO / "plugins"),
         "/opt/airflow/include": str(REPO / "include"),
         "/opt/airflow/auth": str(tmp_path / "auth"),
         "/opt/cherry-sync/output": str(tmp_path / "output"),
@@ -141,7 +141,8 @@ class InitSetup:
             compose_init_env(dotenv), local_swaps(dotenv, self.metadata_db, self.store_db, self.tmp_path)
         )
         env = base_env(self.tmp_path) | compose_env
-        env["PYTHONPATH"] = os.pathsep.join([compose_env["PYTHONPATH"], str(REPO)])
+        # The image installs cherry_sync; here the project's plugins folder stands in for it.
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "plugins"), str(REPO)])
         env["CHERRY_SYNC_INCLUDE_DIR"] = str(REPO / "include")  # init.sh's pools.json (compose: /opt/airflow/include)
         return env
 
@@ -310,7 +311,7 @@ def broken_registry(setup: InitSetup, tmp_path: Path) -> dict[str, str]:
         ),
         pytest.param(
             broken_registry,
-            "practices.yml: lumen-medspa: timezone: unknown IANA timezone 'Mars/Olympus_Mons'",
+            "practices.yml: harbor-dermatology: timezone: unknown IANA timezone 'Mars/Olympus_Mons'",
             id="broken-registry",
         ),
     ],
@@ -329,3 +330,57 @@ def test_init_refuses_a_broken_setting_naming_it(setup, tmp_path, break_it, mess
         name: env[name] for name in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET") if name in env
     }
     assert_no_secret_printed(result, never_printed(setup) | broken_values)
+
+
+# --- time zones: the preflight asks Cherry and the CRM (the compose sandboxes, started here on loopback) ----------
+
+
+@pytest.fixture(scope="module")
+def compose_sandboxes() -> Iterator[dict[str, str]]:
+    """The `sandboxes` service as docker-compose.yml starts it (same seeds, so .env.example's credentials work),
+    on free loopback ports: compose URL -> local URL."""
+    from sandbox.__main__ import build_parser
+    from sandbox.cherry import cli as cherry_cli
+    from sandbox.cherry.app import create_app as create_cherry
+    from sandbox.common.server import start_in_thread
+    from sandbox.crm import cli as crm_cli
+    from sandbox.crm.app import create_app as create_crm
+
+    args = build_parser().parse_args(services(yaml.safe_load(COMPOSE_FILE.read_text()))["sandboxes"]["command"])
+    cherry = start_in_thread(create_cherry(cherry_cli.config_from_args(args, "cherry-")))
+    crm = start_in_thread(create_crm(crm_cli.config_from_args(args)))
+    try:
+        yield {SANDBOX_HOSTS["cherry"]: cherry.base_url, SANDBOX_HOSTS["crm"]: crm.base_url}
+    finally:
+        cherry.stop()
+        crm.stop()
+
+
+def test_init_checks_that_each_practice_has_one_time_zone(setup, tmp_path, compose_sandboxes):
+    env = setup.env()
+    for compose_url, local_url in compose_sandboxes.items():
+        env = {name: value.replace(compose_url, local_url) for name, value in env.items()}
+    agreed = run_init(env)
+    assert agreed.returncode == 0, f"airflow-init failed with agreeing zones\n{output(agreed)}"
+    assert "time zones: practice harbor-dermatology: time zones agree (America/Chicago)" in agreed.stdout
+
+    registry = tmp_path / "practices.yml"
+    original = (REPO / "include" / "practices.yml").read_text()
+    registry.write_text(original.replace("timezone: America/Chicago", "timezone: America/Denver", 1))
+    result = run_init(env | {"CHERRY_SYNC_REGISTRY": str(registry)})
+
+    assert result.returncode != 0, f"airflow-init accepted disagreeing time zones\n{output(result)}"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: practice harbor-dermatology: time zones disagree: the registry says America/Denver, Cherry keeps the "
+        "practice in America/Chicago and the CRM location is in America/Chicago; set the registry's timezone to "
+        "America/Chicago, or pin the registry's zone with `timezone_pinned: true`"
+    ], output(result)
+    assert_no_secret_printed(result, never_printed(setup))
+
+    registry.write_text(
+        registry.read_text().replace("timezone: America/Denver", "timezone: America/Denver\n  timezone_pinned: true")
+    )
+    pinned = run_init(env | {"CHERRY_SYNC_REGISTRY": str(registry)})
+    assert pinned.returncode == 0, output(pinned)
+    assert "pinned, syncing in America/Denver" in pinned.stdout

@@ -21,7 +21,8 @@ from cherry_sync.domain.cherry_records import (
     parse_patient,
     parse_payment,
 )
-from cherry_sync.domain.errors import Entity, ReasonCode, RecordRejected
+from cherry_sync.domain.errors import Entity, RecordRejected
+from cherry_sync.reasons import ReasonCode
 from tests.domain import samples
 from tests.domain.samples import MISSING
 
@@ -43,8 +44,13 @@ def test_valid_patient_is_typed_and_normalised() -> None:
 def test_patient_nulls_are_allowed_where_the_contract_allows_them() -> None:
     parsed = parse_patient(
         samples.patient(
-            date_of_birth=None, email=None, approval_amount=None, balance_available=None, balance_status=None,
-            application_completed_at=None, approval_expires_at=None,
+            date_of_birth=None,
+            email=None,
+            approval_amount=None,
+            balance_available=None,
+            balance_status=None,
+            application_completed_at=None,
+            approval_expires_at=None,
         )
     )
     assert parsed.email is None and parsed.balance_available is None and parsed.balance_status is None
@@ -85,15 +91,21 @@ PATIENT_REJECTIONS: list[Any] = [
     pytest.param({"approval_amount": "$500"}, ReasonCode.INVALID_MONEY, "approval_amount", id="money-symbol"),
     pytest.param({"approval_amount": "999999999.00"}, ReasonCode.INVALID_MONEY, "approval_amount", id="money-huge"),
     pytest.param(
-        {"application_completed_at": "2023-02-30T10:00:00Z"}, ReasonCode.INVALID_TIMESTAMP,
-        "application_completed_at", id="impossible-timestamp",
+        {"application_completed_at": "2023-02-30T10:00:00Z"},
+        ReasonCode.INVALID_TIMESTAMP,
+        "application_completed_at",
+        id="impossible-timestamp",
     ),
     pytest.param(
-        {"application_completed_at": "2026-03-01T03:00:00"}, ReasonCode.INVALID_TIMESTAMP,
-        "application_completed_at", id="naive-timestamp",
+        {"application_completed_at": "2026-03-01T03:00:00"},
+        ReasonCode.INVALID_TIMESTAMP,
+        "application_completed_at",
+        id="naive-timestamp",
     ),
     pytest.param(
-        {"approval_expires_at": "2026-03-01"}, ReasonCode.INVALID_TIMESTAMP, "approval_expires_at",
+        {"approval_expires_at": "2026-03-01"},
+        ReasonCode.INVALID_TIMESTAMP,
+        "approval_expires_at",
         id="date-only-timestamp",
     ),
     pytest.param({"created_at": "yesterday"}, ReasonCode.INVALID_TIMESTAMP, "created_at", id="junk-timestamp"),
@@ -133,17 +145,13 @@ PATIENT_DEGRADES: list[Any] = [
     pytest.param({"phone": 4155550134}, "phone", ReasonCode.INVALID_PHONE, id="phone-as-number"),
     pytest.param({"date_of_birth": "2023-02-30"}, "date_of_birth", ReasonCode.INVALID_DATE, id="dob-impossible"),
     pytest.param({"date_of_birth": "04/12/1988"}, "date_of_birth", ReasonCode.INVALID_DATE, id="dob-us-format"),
+    pytest.param({"date_of_birth": "1900-01-01"}, "date_of_birth", ReasonCode.IMPLAUSIBLE_DATE, id="dob-placeholder"),
+    pytest.param({"date_of_birth": "1970-01-01"}, "date_of_birth", ReasonCode.IMPLAUSIBLE_DATE, id="dob-unix-epoch"),
+    pytest.param({"date_of_birth": "1850-06-01"}, "date_of_birth", ReasonCode.IMPLAUSIBLE_DATE, id="dob-too-old"),
     pytest.param(
-        {"date_of_birth": "1900-01-01"}, "date_of_birth", ReasonCode.IMPLAUSIBLE_DATE, id="dob-placeholder"
-    ),
-    pytest.param(
-        {"date_of_birth": "1970-01-01"}, "date_of_birth", ReasonCode.IMPLAUSIBLE_DATE, id="dob-unix-epoch"
-    ),
-    pytest.param(
-        {"date_of_birth": "1850-06-01"}, "date_of_birth", ReasonCode.IMPLAUSIBLE_DATE, id="dob-too-old"
-    ),
-    pytest.param(
-        {"date_of_birth": "2026-03-01"}, "date_of_birth", ReasonCode.IMPLAUSIBLE_DATE,
+        {"date_of_birth": "2026-03-01"},
+        "date_of_birth",
+        ReasonCode.IMPLAUSIBLE_DATE,
         id="dob-after-account-created",
     ),
 ]
@@ -215,8 +223,16 @@ def test_payment_event_subject() -> None:
 
 
 def test_test_ping_parses_and_has_no_subject() -> None:
-    event = parse_event({"id": "evt_ping", "type": "test.ping", "occurred_at": "2026-03-02T10:00:00Z",
-                         "patient_id": None, "object_type": None, "data": {}})
+    event = parse_event(
+        {
+            "id": "evt_ping",
+            "type": "test.ping",
+            "occurred_at": "2026-03-02T10:00:00Z",
+            "patient_id": None,
+            "object_type": None,
+            "data": {},
+        }
+    )
     assert event.is_ping
     assert parse_event_subject(event) is None
 
@@ -269,11 +285,15 @@ def test_estimates_parse_and_keep_extra_precision() -> None:
         pytest.param({"amount": "1.00", "plans": "none"}, ReasonCode.INVALID_RECORD, "plans", id="plans-type"),
         pytest.param(
             {"amount": "1.00", "plans": [{"term_months": 6, "apr": "0", "monthly_payment": "?", "total": "1"}]},
-            ReasonCode.INVALID_MONEY, "plans[0].monthly_payment", id="plan-money",
+            ReasonCode.INVALID_MONEY,
+            "plans[0].monthly_payment",
+            id="plan-money",
         ),
         pytest.param(
             {"amount": "1.00", "plans": [{"term_months": 0, "apr": "0", "monthly_payment": "1", "total": "1"}]},
-            ReasonCode.INVALID_NUMBER, "plans[0].term_months", id="plan-term",
+            ReasonCode.INVALID_NUMBER,
+            "plans[0].term_months",
+            id="plan-term",
         ),
     ],
 )
@@ -287,5 +307,8 @@ def test_rejection_survives_pickling() -> None:
     error = RecordRejected(Entity.PAYMENT, "pay_1", ReasonCode.INVALID_MONEY, "amount", "bad amount")
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object, round-tripped in memory
     assert (copy.entity, copy.source_id, copy.reason_code, copy.field) == (
-        Entity.PAYMENT, "pay_1", ReasonCode.INVALID_MONEY, "amount"
+        Entity.PAYMENT,
+        "pay_1",
+        ReasonCode.INVALID_MONEY,
+        "amount",
     )

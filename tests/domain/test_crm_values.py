@@ -32,8 +32,16 @@ def test_parse_crm_date(raw: object, expected: date | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(1234.5, Decimal("1234.5")), ("1234.50", Decimal("1234.50")), ("$1,234.50", Decimal("1234.50")),
-     (10, Decimal("10")), ("abc", None), ("NaN", None), (True, None), (None, None)],
+    [
+        (1234.5, Decimal("1234.5")),
+        ("1234.50", Decimal("1234.50")),
+        ("$1,234.50", Decimal("1234.50")),
+        (10, Decimal("10")),
+        ("abc", None),
+        ("NaN", None),
+        (True, None),
+        (None, None),
+    ],
 )
 def test_parse_crm_number(raw: object, expected: Decimal | None) -> None:
     assert parse_crm_number(raw) == expected

@@ -18,8 +18,12 @@ from cherry_sync.domain.custom_fields import (
 EXPECTED_CATALOGUE = [
     ("Cherry Account Status", "contact.cherry_account_status", "SINGLE_OPTIONS", ("Active", "Inactive")),
     ("Cherry Account Balance", "contact.cherry_account_balance", "MONETORY", ()),
-    ("Cherry Balance Status", "contact.cherry_balance_status", "SINGLE_OPTIONS",
-     ("Available", "Partially Used", "Fully Used", "Expired")),
+    (
+        "Cherry Balance Status",
+        "contact.cherry_balance_status",
+        "SINGLE_OPTIONS",
+        ("Available", "Partially Used", "Fully Used", "Expired"),
+    ),
     ("Cherry Application Completed Date", "contact.cherry_application_completed_date", "DATE", ()),
     ("Cherry Invoice Number", "contact.cherry_invoice_number", "TEXT", ()),
     ("Cherry Practice 6-Month Estimate", "contact.cherry_practice_6month_estimate", "LARGE_TEXT", ()),
@@ -29,8 +33,12 @@ EXPECTED_CATALOGUE = [
     ("Cherry Increase Eligible", "contact.cherry_increase_eligible", "SINGLE_OPTIONS", ("Yes", "No")),
     ("Cherry Extension Eligible", "contact.cherry_extension_eligible", "SINGLE_OPTIONS", ("Yes", "No")),
     ("Cherry Last Payment Date", "contact.cherry_last_payment_date", "DATE", ()),
-    ("Cherry Payment Status", "contact.cherry_payment_status", "SINGLE_OPTIONS",
-     ("Completed", "Refunded", "Partially Refunded", "Cancelled")),
+    (
+        "Cherry Payment Status",
+        "contact.cherry_payment_status",
+        "SINGLE_OPTIONS",
+        ("Completed", "Refunded", "Partially Refunded", "Cancelled"),
+    ),
     ("Cherry Payment Amount", "contact.cherry_payment_amount", "MONETORY", ()),
 ]
 
@@ -133,8 +141,15 @@ def test_same_name_different_key_is_not_matched() -> None:
 
 
 def test_opportunity_fields_are_ignored() -> None:
-    listing = [{"id": "opp1", "name": "Cherry Account Status", "fieldKey": "opportunity.cherry_account_status",
-                "dataType": "SINGLE_OPTIONS", "model": "opportunity"}]
+    listing = [
+        {
+            "id": "opp1",
+            "name": "Cherry Account Status",
+            "fieldKey": "opportunity.cherry_account_status",
+            "dataType": "SINGLE_OPTIONS",
+            "model": "opportunity",
+        }
+    ]
     assert len(plan_field_provisioning(listing).to_create) == len(CATALOGUE)
 
 

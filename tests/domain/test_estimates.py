@@ -43,11 +43,14 @@ def test_percent_rendering() -> None:
 
 
 def test_best_plan_per_term_is_lowest_apr() -> None:
-    item = Estimates(amount=Decimal("1000"), plans=(
-        _plan(12, "29.99", "97.00", "1164.00"),
-        _plan(12, "9.99", "87.92", "1055.04"),
-        _plan(6, "0", "166.666", "1000"),
-    ))
+    item = Estimates(
+        amount=Decimal("1000"),
+        plans=(
+            _plan(12, "29.99", "97.00", "1164.00"),
+            _plan(12, "9.99", "87.92", "1055.04"),
+            _plan(6, "0", "166.666", "1000"),
+        ),
+    )
     assert estimate_text([item], 12) == "$1,000.00: $87.92/mo for 12 months at 9.99% APR (total $1,055.04)"
     assert estimate_text([item], 6) == "$1,000.00: $166.67/mo for 6 months at 0.00% APR (total $1,000.00)"
     assert estimate_text([item], 24) is None
@@ -55,9 +58,14 @@ def test_best_plan_per_term_is_lowest_apr() -> None:
 
 def test_practice_estimates_sorted_and_deduplicated() -> None:
     big = parse_estimates(samples.estimates())
-    small = parse_estimates({"amount": "1000", "plans": [
-        {"term_months": 6, "apr": "0", "monthly_payment": "166.67", "total": "1000"},
-    ]})
+    small = parse_estimates(
+        {
+            "amount": "1000",
+            "plans": [
+                {"term_months": 6, "apr": "0", "monthly_payment": "166.67", "total": "1000"},
+            ],
+        }
+    )
     duplicate = parse_estimates({"amount": "2500.0", "plans": []})
     practice = PracticeEstimates((big, small, duplicate))
     assert [e.amount for e in practice.estimates] == [Decimal("1000"), Decimal("2500.00")]

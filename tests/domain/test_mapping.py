@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from cherry_sync.domain import custom_fields as cf
-from cherry_sync.domain._reader import parse_rfc3339
 from cherry_sync.domain.cherry_records import parse_estimates, parse_patient, parse_payment
 from cherry_sync.domain.contact_points import normalise_phone
+from cherry_sync.domain.contract import parse_rfc3339
 from cherry_sync.domain.errors import InvalidPracticeTimezone
 from cherry_sync.domain.estimates import PracticeEstimates
 from cherry_sync.domain.mapping import desired_contact, latest_payment, local_date
@@ -49,8 +49,13 @@ def test_patient_custom_fields() -> None:
 
 @pytest.mark.parametrize(
     ("status", "option"),
-    [("ACTIVE", "Active"), ("INACTIVE", "Inactive"), ("EXPIRED", "Inactive"), ("DECLINED", "Inactive"),
-     ("PENDING_REVIEW", "Inactive")],
+    [
+        ("ACTIVE", "Active"),
+        ("INACTIVE", "Inactive"),
+        ("EXPIRED", "Inactive"),
+        ("DECLINED", "Inactive"),
+        ("PENDING_REVIEW", "Inactive"),
+    ],
 )
 def test_account_status_options(status: str, option: str) -> None:
     assert _desired({"account_status": status}).custom_fields[cf.ACCOUNT_STATUS] == option
@@ -58,8 +63,12 @@ def test_account_status_options(status: str, option: str) -> None:
 
 @pytest.mark.parametrize(
     ("status", "option"),
-    [("AVAILABLE", "Available"), ("PARTIALLY_USED", "Partially Used"), ("FULLY_USED", "Fully Used"),
-     ("EXPIRED", "Expired")],
+    [
+        ("AVAILABLE", "Available"),
+        ("PARTIALLY_USED", "Partially Used"),
+        ("FULLY_USED", "Fully Used"),
+        ("EXPIRED", "Expired"),
+    ],
 )
 def test_balance_status_options(status: str, option: str) -> None:
     assert _desired({"balance_status": status}).custom_fields[cf.BALANCE_STATUS] == option
@@ -154,16 +163,28 @@ def test_latest_payment_is_greatest_created_at_then_id() -> None:
 
 
 def test_estimate_fields_only_when_given() -> None:
-    practice = PracticeEstimates((
-        parse_estimates(samples.estimates()),
-        parse_estimates({"amount": "1000.00", "plans": [
-            {"term_months": 6, "apr": "0.00", "monthly_payment": "166.67", "total": "1000.00"},
-            {"term_months": 12, "apr": "17.99", "monthly_payment": "91.68", "total": "1100.16"},
-        ]}),
-    ))
-    own = parse_estimates({"amount": "1234.50", "plans": [
-        {"term_months": 6, "apr": "0.00", "monthly_payment": "205.75", "total": "1234.50"},
-    ]})
+    practice = PracticeEstimates(
+        (
+            parse_estimates(samples.estimates()),
+            parse_estimates(
+                {
+                    "amount": "1000.00",
+                    "plans": [
+                        {"term_months": 6, "apr": "0.00", "monthly_payment": "166.67", "total": "1000.00"},
+                        {"term_months": 12, "apr": "17.99", "monthly_payment": "91.68", "total": "1100.16"},
+                    ],
+                }
+            ),
+        )
+    )
+    own = parse_estimates(
+        {
+            "amount": "1234.50",
+            "plans": [
+                {"term_months": 6, "apr": "0.00", "monthly_payment": "205.75", "total": "1234.50"},
+            ],
+        }
+    )
     fields = _desired(practice_estimates=practice, patient_estimates=own).custom_fields
     assert fields[cf.PRACTICE_6_MONTH_ESTIMATE] == (
         "$1,000.00: $166.67/mo for 6 months at 0.00% APR (total $1,000.00)\n"

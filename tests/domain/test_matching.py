@@ -9,10 +9,16 @@ from cherry_sync.domain.matching import detect_conflicts, match_keys
 
 
 def test_match_keys_normalise() -> None:
-    keys = match_keys(DesiredContact(
-        patient_id="pat_1", first_name="Zoë", last_name="O'Brien", email="Zoe.OBrien@example.com",
-        phone="+14155550134", date_of_birth=date(1990, 5, 17),
-    ))
+    keys = match_keys(
+        DesiredContact(
+            patient_id="pat_1",
+            first_name="Zoë",
+            last_name="O'Brien",
+            email="Zoe.OBrien@example.com",
+            phone="+14155550134",
+            date_of_birth=date(1990, 5, 17),
+        )
+    )
     assert keys.email == "zoe.obrien@example.com"
     assert keys.phone == "+14155550134"
     assert keys.name_dob == ("zoe", "obrien", date(1990, 5, 17))

@@ -88,7 +88,11 @@ MERGE_TABLE: list[Any] = [
     pytest.param({}, {"dateOfBirth": "2023-02-30"}, {}, {"dateOfBirth": "1988-04-12"}, (), id="crm-dob-impossible"),
     pytest.param({}, {"dateOfBirth": "1900-01-01"}, {}, {"dateOfBirth": "1988-04-12"}, (), id="crm-dob-1900-default"),
     pytest.param(
-        {}, {"dateOfBirth": "1970-01-01T00:00:00.000Z"}, {}, {"dateOfBirth": "1988-04-12"}, (),
+        {},
+        {"dateOfBirth": "1970-01-01T00:00:00.000Z"},
+        {},
+        {"dateOfBirth": "1988-04-12"},
+        (),
         id="crm-dob-1970-default",
     ),
     pytest.param({}, {"dateOfBirth": "1988-04-12T00:00:00.000Z"}, {}, {}, (), id="crm-dob-iso-timestamp-same"),
@@ -126,16 +130,54 @@ MERGE_TABLE: list[Any] = [
     ),
     pytest.param({}, {}, {cf.LAST_PAYMENT_DATE: 1772668800000}, {}, (), id="date-as-epoch-ms-same"),
     pytest.param(
-        {}, {}, {cf.APPLICATION_COMPLETED_DATE: "2026-03-01"}, {}, (cf.APPLICATION_COMPLETED_DATE,),
+        {},
+        {},
+        {cf.APPLICATION_COMPLETED_DATE: "2026-03-01"},
+        {},
+        (cf.APPLICATION_COMPLETED_DATE,),
         id="date-changed-utc-vs-practice-day",
     ),
     pytest.param({"account_status": "EXPIRED"}, {}, {}, {}, (cf.ACCOUNT_STATUS,), id="option-changed"),
     pytest.param({}, {}, {cf.BALANCE_STATUS: MISSING}, {}, (cf.BALANCE_STATUS,), id="custom-missing-in-crm"),
     pytest.param({}, {"customFields": MISSING}, {}, {}, tuple(sorted(CRM_CUSTOM)), id="crm-without-custom-fields"),
-    pytest.param({"balance_status": None}, {}, {}, {}, (), id="cherry-null-custom-not-cleared"),
+    # Cherry fields mirror Cherry, down to empty
+    pytest.param({"balance_status": None}, {}, {}, {}, (cf.BALANCE_STATUS,), id="cherry-null-custom-cleared"),
     pytest.param(
-        {"first_name": "Janet", "phone": "4155550199"}, {"dateOfBirth": None}, {cf.ACCOUNT_STATUS: "Inactive"},
-        {"firstName": "Janet", "phone": "+14155550199", "dateOfBirth": "1988-04-12"}, (cf.ACCOUNT_STATUS,),
+        {"balance_available": None, "balance_status": None},
+        {},
+        {},
+        {},
+        (cf.ACCOUNT_BALANCE, cf.BALANCE_STATUS),
+        id="cherry-balance-gone-both-cleared",
+    ),
+    pytest.param(
+        {"balance_status": None}, {}, {cf.BALANCE_STATUS: MISSING}, {}, (), id="cherry-null-crm-empty-nothing-sent"
+    ),
+    pytest.param(
+        {"balance_status": None}, {}, {cf.BALANCE_STATUS: ""}, {}, (), id="cherry-null-crm-blank-nothing-sent"
+    ),
+    pytest.param(
+        {"application_completed_at": None},
+        {},
+        {},
+        {},
+        (cf.APPLICATION_COMPLETED_DATE,),
+        id="cherry-completion-date-gone-cleared",
+    ),
+    pytest.param(
+        {},
+        {},
+        {cf.PRACTICE_6_MONTH_ESTIMATE: "$1,000.00: old text"},
+        {},
+        (cf.PRACTICE_6_MONTH_ESTIMATE,),
+        id="estimate-no-longer-given-cleared",
+    ),
+    pytest.param(
+        {"first_name": "Janet", "phone": "4155550199"},
+        {"dateOfBirth": None},
+        {cf.ACCOUNT_STATUS: "Inactive"},
+        {"firstName": "Janet", "phone": "+14155550199", "dateOfBirth": "1988-04-12"},
+        (cf.ACCOUNT_STATUS,),
         id="several-changes",
     ),
 ]
@@ -166,11 +208,15 @@ def test_merge_rules(
 
 def test_estimate_text_with_crlf_is_not_a_change() -> None:
     desired = DesiredContact(
-        patient_id="pat_0001", phone="+14155550134",
+        patient_id="pat_0001",
+        phone="+14155550134",
         custom_fields={cf.PRACTICE_6_MONTH_ESTIMATE: "line one\nline two"},
     )
-    existing = {"id": "ct_1", "phone": "+14155550134",
-                "customFields": [{"id": FIELD_IDS[cf.PRACTICE_6_MONTH_ESTIMATE], "value": "line one\r\nline two "}]}
+    existing = {
+        "id": "ct_1",
+        "phone": "+14155550134",
+        "customFields": [{"id": FIELD_IDS[cf.PRACTICE_6_MONTH_ESTIMATE], "value": "line one\r\nline two "}],
+    }
     assert plan_contact_write(desired, existing, FIELD_IDS) is None
 
 
@@ -181,7 +227,10 @@ def test_create_writes_everything_cherry_has() -> None:
     body = write.upsert_body("crm_loc_1")
     assert body["locationId"] == "crm_loc_1"
     assert {k: body[k] for k in ("firstName", "lastName", "email", "phone", "dateOfBirth")} == {
-        "firstName": "Jane", "lastName": "Doe", "email": "Jane.Doe@example.com", "phone": "+14155550134",
+        "firstName": "Jane",
+        "lastName": "Doe",
+        "email": "Jane.Doe@example.com",
+        "phone": "+14155550134",
         "dateOfBirth": "1988-04-12",
     }
     values = {item["id"]: item["field_value"] for item in body["customFields"]}
@@ -198,7 +247,10 @@ def test_upsert_body_for_an_update_still_carries_match_keys() -> None:
     assert write is not None
     assert write.update_body() == {"firstName": "Janet"}
     assert write.upsert_body("crm_loc_1") == {
-        "locationId": "crm_loc_1", "email": "Jane.Doe@example.com", "phone": "+14155550134", "firstName": "Janet",
+        "locationId": "crm_loc_1",
+        "email": "Jane.Doe@example.com",
+        "phone": "+14155550134",
+        "firstName": "Janet",
     }
 
 
@@ -246,3 +298,69 @@ def test_money_json_number_is_exact_for_cent_amounts() -> None:
     for cents in (0, 1, 5, 10, 99, 123450, 99999999, 9999999999):
         amount = Decimal(cents) / 100
         assert Decimal(json.dumps(money_to_json(amount))) == amount
+
+
+def test_cleared_fields_are_sent_as_empty_strings() -> None:
+    write = plan_contact_write(_desired(balance_available=None, balance_status=None), _crm(), FIELD_IDS)
+    assert write is not None and write.cleared_fields == (cf.ACCOUNT_BALANCE, cf.BALANCE_STATUS)
+    assert write.update_body() == {
+        "customFields": [
+            {"id": FIELD_IDS[cf.ACCOUNT_BALANCE], "field_value": ""},
+            {"id": FIELD_IDS[cf.BALANCE_STATUS], "field_value": ""},
+        ]
+    }
+
+
+def test_no_latest_payment_clears_the_payment_fields() -> None:
+    desired = desired_contact(parse_patient(samples.patient()), practice_tz="America/Los_Angeles")
+    write = plan_contact_write(desired, _crm(), FIELD_IDS)
+    assert write is not None
+    assert write.cleared_fields == tuple(
+        sorted((cf.INVOICE_NUMBER, cf.LAST_PAYMENT_DATE, cf.PAYMENT_AMOUNT, cf.PAYMENT_STATUS))
+    )
+    assert not write.standard
+
+
+def test_latest_payment_without_invoice_number_clears_the_invoice() -> None:
+    desired = desired_contact(
+        parse_patient(samples.patient()),
+        practice_tz="America/Los_Angeles",
+        latest_payment=parse_payment(samples.payment(invoice_number=None)),
+    )
+    write = plan_contact_write(desired, _crm(), FIELD_IDS)
+    assert write is not None and write.cleared_fields == (cf.INVOICE_NUMBER,)
+    assert [w.field_key for w in write.custom_fields] == [cf.INVOICE_NUMBER]
+
+
+def test_unknown_fields_are_neither_written_nor_cleared() -> None:
+    desired = desired_contact(
+        parse_patient(samples.patient()),
+        practice_tz="America/Los_Angeles",
+        latest_payment=parse_payment(samples.payment()),
+        unknown=(cf.PATIENT_6_MONTH_ESTIMATE, cf.PATIENT_12_MONTH_ESTIMATE),
+    )
+    assert not {cf.PATIENT_6_MONTH_ESTIMATE, cf.PATIENT_12_MONTH_ESTIMATE} & (
+        set(desired.custom_fields) | desired.cleared
+    )
+    crm = _crm({cf.PATIENT_6_MONTH_ESTIMATE: "kept while Cherry's answer is unreadable"})
+    assert plan_contact_write(desired, crm, FIELD_IDS) is None
+
+
+def test_every_cherry_field_is_either_valued_or_cleared() -> None:
+    desired = _desired(balance_available=None)
+    assert set(desired.custom_fields) | desired.cleared == {spec.field_key for spec in CATALOGUE}
+    assert not set(desired.custom_fields) & desired.cleared
+
+
+def test_a_new_contact_is_sent_the_cleared_fields_empty() -> None:
+    # An upsert may land on an existing contact the directory did not know: its stale values must go too.
+    write = plan_contact_write(_desired(balance_available=None, balance_status=None), None, FIELD_IDS)
+    assert write is not None and write.is_create
+    values = {item["id"]: item["field_value"] for item in write.upsert_body("crm_loc_1")["customFields"]}
+    assert values[FIELD_IDS[cf.ACCOUNT_BALANCE]] == "" and values[FIELD_IDS[cf.BALANCE_STATUS]] == ""
+    assert values[FIELD_IDS[cf.ACCOUNT_STATUS]] == "Active"
+
+
+def test_a_field_to_clear_without_an_id_is_skipped() -> None:
+    ids = {key: value for key, value in FIELD_IDS.items() if key != cf.BALANCE_STATUS}
+    assert plan_contact_write(_desired(balance_status=None), _crm(), ids) is None

@@ -138,6 +138,8 @@ class AirflowStack:
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     components: dict[str, Component] = field(default_factory=dict)
     api_port: int = field(default_factory=free_port)
+    # The triggerer's log server: its own port, so that two stacks on one machine do not collide on 8794.
+    trigger_log_port: int = field(default_factory=free_port)
     queue: str = field(default_factory=lambda: f"cherry_e2e_{secrets.token_hex(3)}")
 
     @property
@@ -178,7 +180,8 @@ class AirflowStack:
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__CORE__PARALLELISM": "16",
                 # Every run is triggered through the REST API: no cron or Asset-triggered runs at moments the
-                # test does not choose (the refresh's 5-minute schedule would otherwise sync every practice).
+                # test does not choose (the refresh's hourly run would otherwise sync every practice). A module that
+                # tests the schedule itself turns it back on (DEPLOYMENT_OPTIONS["env"]).
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                 # Quick enough for a test: notice new DAG files and dead workers within seconds, not minutes.
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -186,6 +189,7 @@ class AirflowStack:
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
                 **self.connections,
                 **self.extra_env,
             }
@@ -221,10 +225,12 @@ class AirflowStack:
             name, "celery", "worker", "--queues", self.queue, "--celery-hostname", f"{name}@%h", "--skip-serve-logs"
         )
 
-    def start(self, workers: int = 2) -> None:
+    def start(self, workers: int = 2, triggerer: bool = False) -> None:
         self.start_component("api-server", "api-server", "--port", str(self.api_port), "--host", "127.0.0.1")
         self.start_component("scheduler", "scheduler")
         self.start_component("dag-processor", "dag-processor")
+        if triggerer:
+            self.start_component("triggerer", "triggerer")
         for index in range(1, workers + 1):
             self.start_worker(f"worker{index}")
         self.wait_until_healthy()

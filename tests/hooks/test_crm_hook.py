@@ -180,6 +180,24 @@ def test_search_opportunities_reads_every_page(crm_sandbox):
     assert hook.calls["GET /opportunities/search"] == 3
 
 
+def test_opportunity_pages_carry_the_search_total(crm_sandbox):
+    crm_sandbox.set_location_settings(crm_sandbox.location(0).id, allowDuplicateOpportunity=True)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
+    pipeline = hook.list_pipelines()[0]
+    contact, _ = hook.upsert_contact({"email": "total.opps@example.org"})
+    state = crm_sandbox.state
+    loc = state.locations[crm_sandbox.location(0).id]
+    with state.lock:
+        for i in range(130):
+            body = CreateOpportunity(
+                pipelineId=pipeline["id"], locationId=loc.id, name=f"opp {i}", status="open", contactId=contact["id"]
+            )
+            opportunities.create(state, loc, body)
+    pages = list(hook.iter_opportunity_pages(pipeline_id=pipeline["id"]))
+    assert [(len(page), total) for page, total in pages] == [(100, 130), (30, 130)]
+    assert hook.calls["GET /opportunities/search"] == 2
+
+
 # -- media and conversations --------------------------------------------------------------------
 
 
@@ -267,3 +285,22 @@ def test_missing_location_id_is_refused():
     hook = AesthetixCrmHook("x", connection=Connection(conn_id="x", conn_type="http", host="http://127.0.0.1:1"))
     with pytest.raises(errors.ValidationError, match="location_id"):
         hook.list_pipelines()
+
+
+# -- location -----------------------------------------------------------------------------------
+
+
+def test_get_location_reads_the_location_and_its_time_zone(crm_sandbox):
+    crm_sandbox.set_location_timezone(crm_sandbox.location(1).id, "Pacific/Honolulu")
+    hook = crm_hook(crm_sandbox, 1)
+
+    location = hook.get_location()
+
+    assert location["id"] == crm_sandbox.location(1).id and location["timezone"] == "Pacific/Honolulu"
+    assert hook.calls == {"GET /locations/{id}": 1}  # one request, paced like every other
+    foreign = crm_hook(crm_sandbox, 0, location_id=crm_sandbox.location(1).id)
+    with pytest.raises(errors.ForbiddenError):
+        foreign.get_location()
+    bad = crm_hook(crm_sandbox, token="pit-00000000-0000-4000-8000-000000000000")
+    with pytest.raises(errors.AuthError):
+        bad.get_location()

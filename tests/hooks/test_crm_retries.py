@@ -181,3 +181,11 @@ def test_a_write_that_lands_late_is_found_before_any_later_repeat(crm_sandbox):
     stored = crm_sandbox.location_state(crm_sandbox.location(0).id)["customFields"]
     assert [f["id"] for f in stored] == [field["id"]]
     assert hook.calls["POST /locations/{id}/customFields"] == 2
+
+
+def test_429_retry_after_as_an_http_date_is_honoured(crm_sandbox, sleeps):
+    crm_sandbox.set_faults(script=["429"], retry_after_seconds=4, retry_after_format="http-date")
+    hook = crm_hook(crm_sandbox, sleep=sleeps)
+    assert hook.list_pipelines()
+    assert hook.calls["GET /opportunities/pipelines"] == 2
+    assert len(sleeps.waits) == 1 and 3 <= sleeps.waits[0] <= 4.25

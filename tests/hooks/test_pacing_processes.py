@@ -9,10 +9,9 @@ the same load then goes over the limit, which shows the test can fail.
 
 Margins: the pacer allows 18 per 0.7 s against the CRM's 20 per 0.5 s. A sliding-log pacer hands out a
 freed slot the moment the oldest one expires, so with one request of margin (19 per 0.5 s) a delivery
-delay of a millisecond or two between workers already makes the server count 20 or 21 in its window; and
-the sandbox stamps `max_in_window` when it records the response (after the handler), not on arrival, so a
-busy machine (tens of ms of handler delay) shows 21-22 even when its own limiter, which checks on arrival,
-refused nothing. Production keeps a 5-request margin (95 of 100 per 10 s) for the same reason.
+delay of a millisecond or two between workers already makes the server count 20 or 21 in its window (the
+sandbox counts windows by arrival, as its limiter does). Production keeps a 5-request margin (95 of 100 per
+10 s) for the same reason.
 """
 
 from __future__ import annotations

@@ -1,45 +1,43 @@
 """Media import test harness: real Cherry and CRM sandboxes, a real store, and importers over them.
 
+`MediaEnv` is the shared `SandboxEnv` (tests/fixtures/sandbox_env.py) with the media import's limits and helpers.
 `media_env` (on each store backend, through the `store` fixture) is one Cherry practice (the sandbox's library of
 120 assets in 5 categories) and one CRM location. Time is scaled so tests stay fast: the Cherry sandbox allows
 200 requests per 1 s per key and the hook paces at 190 (Cherry: 20/s); the CRM sandbox allows 100 per 0.25 s per
 location and the hook paces at 95 per 0.25 s (HighLevel: 100 per 10 s). Retries back off from 10 ms and a read
 times out after 1 s, so `hang` faults of 1.5 s or more outlast it.
+
+Uploads go through a `WriteWindow`; on loopback it keeps about 2 in flight. `use_window(env, n)` (from
+tests/fixtures/sandbox_env.py) pins it: 1 (one
+upload at a time, as before the window), or `n` in flight with 50 ms of CRM latency on every request, so the
+uploads really overlap (`env.set_faults` keeps that latency under the faults a test adds).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from airflow.sdk import Connection
 
 from cherry_sync.hooks.base import RetrySettings
 from cherry_sync.hooks.cherry import CherryHook
 from cherry_sync.hooks.crm import AesthetixCrmHook
-from cherry_sync.hooks.pacing import MemoryPacer
 from cherry_sync.media.importer import ImportSettings, MediaImporter, MediaSummary
 from cherry_sync.media.sources import CherryAssetSource, FolderAssetSource
-from cherry_sync.registry import PracticeConfig
-from cherry_sync.store import SyncStore, engine_from_url, migrate
-from cherry_sync.store.engine import dispose_engine
-from sandbox.cherry.testing import CherrySandbox
-from sandbox.crm.testing import CrmSandbox, start_crm_sandbox
+from cherry_sync.store import SyncStore
+from tests.fixtures.sandbox_env import SandboxEnv, SandboxEnvs
 
 SLUG = "glow-aesthetics"
-RETRY = RetrySettings(backoff_initial=0.01, backoff_max=0.1, read_timeout=1.0, max_elapsed_seconds=60.0)
 CHERRY_LIMITS = {"burst_limit": 200, "burst_window_seconds": 1.0}
 CRM_LIMITS = {"burst_limit": 100, "burst_window_seconds": 0.25}
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def png_bytes(size: int, seed: int = 0) -> bytes:
@@ -74,47 +72,26 @@ PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>
 
 
 @dataclass
-class MediaEnv:
-    """One Cherry practice synced into one CRM location, with the test's store."""
+class MediaEnv(SandboxEnv):
+    """One Cherry practice (`SLUG`) synced into one CRM location, with the test's store."""
 
-    cherry: CherrySandbox
-    crm: CrmSandbox
-    store: SyncStore
-    pacer: MemoryPacer = field(default_factory=MemoryPacer)
-    practice: PracticeConfig | None = None
+    cherry_settings: ClassVar[dict[str, Any]] = {
+        "seed": 5,
+        "practices": 1,
+        "patients_per_practice": 3,
+        "rate_limits": CHERRY_LIMITS,
+    }
+    crm_settings: ClassVar[dict[str, Any] | None] = {"rate_limits": CRM_LIMITS}
 
-    @property
-    def location_id(self) -> str:
-        return self.crm.locations[0].id
+    cherry_extra: dict[str, Any] = field(default_factory=lambda: {**CHERRY_LIMITS, "burst_limit": 190})
+    crm_extra: dict[str, Any] = field(default_factory=lambda: {"burst_limit": 95, "burst_window_seconds": 0.25})
 
-    def hooks(self, retry: RetrySettings = RETRY) -> tuple[CherryHook, AesthetixCrmHook]:
+    def slug(self, index: int = 0) -> str:
+        return SLUG
+
+    def hooks(self, retry: RetrySettings | None = None) -> tuple[CherryHook, AesthetixCrmHook]:
         """Fresh hooks (call counters at zero)."""
-        info, loc = self.cherry.practices[0], self.crm.locations[0]
-        cherry = CherryHook(
-            "cherry_test",
-            connection=Connection(
-                conn_id="cherry_test",
-                conn_type="http",
-                host=self.cherry.base_url,
-                password=info.api_key,
-                extra=json.dumps(CHERRY_LIMITS | {"burst_limit": 190}),
-            ),
-            pacer=self.pacer,
-            retry=retry,
-        )
-        crm = AesthetixCrmHook(
-            "crm_test",
-            connection=Connection(
-                conn_id="crm_test",
-                conn_type="http",
-                host=self.crm.base_url,
-                password=loc.token,
-                extra=json.dumps({"location_id": loc.id, "burst_limit": 95, "burst_window_seconds": 0.25}),
-            ),
-            pacer=self.pacer,
-            retry=retry,
-        )
-        return cherry, crm
+        return self.cherry_hook(retry=retry), self.crm_hook(retry=retry)
 
     def importer(
         self,
@@ -151,7 +128,7 @@ class MediaEnv:
     # -- CRM state -----------------------------------------------------------------------------
 
     def media(self) -> list[dict]:
-        return self.crm.location_state(self.location_id)["media"]
+        return self.crm.location_state(self.location_id())["media"]
 
     def folders(self) -> list[dict]:
         return [m for m in self.media() if m["type"] == "folder"]
@@ -178,16 +155,6 @@ class MediaEnv:
         for f in self.files():
             out.setdefault(path(f.get("parentId")), Counter())[f["name"]] += 1
         return out
-
-    def endpoint_counts(self) -> Counter:
-        by_key = self.crm.stats()["by_key"].get(self.location_id, {})
-        return Counter(by_key.get("endpoints", {}))
-
-    def crm_requests(self) -> int:
-        return sum(self.endpoint_counts().values())
-
-    def crm_writes(self) -> Counter:
-        return Counter({ep: n for ep, n in self.endpoint_counts().items() if ep.split()[0] in WRITE_METHODS})
 
     def open_rejections(self) -> dict[str, str]:
         """Open asset rejections: source id -> reason code."""
@@ -216,54 +183,25 @@ def assert_no_duplicates(env: MediaEnv) -> None:
 
 
 @pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[SyncStore]:
-    """A migrated SQLite store, for the scenarios whose store queries the `store`-based tests already cover on
-    both backends (keeps the suite fast)."""
-    engine = engine_from_url(sqlite_url)
-    migrate(engine)
-    yield SyncStore(engine)
-    dispose_engine(sqlite_url)
-
-
-@pytest.fixture
-def media_env_factory(store: SyncStore) -> Iterator[Callable[..., MediaEnv]]:
+def media_env_factory(store: SyncStore, sandbox_envs: SandboxEnvs) -> Callable[..., MediaEnv]:
     """Environments on the test's store (SQLite and PostgreSQL)."""
-    yield from _factory(store)
+    return _factory(sandbox_envs, store)
 
 
 @pytest.fixture
-def sqlite_media_env_factory(sqlite_store: SyncStore) -> Iterator[Callable[..., MediaEnv]]:
+def sqlite_media_env_factory(sandbox_envs: SandboxEnvs) -> Callable[..., MediaEnv]:
     """Environments on a SQLite store only."""
-    yield from _factory(sqlite_store)
+    return _factory(sandbox_envs, "sqlite")
 
 
-def _factory(store: SyncStore) -> Iterator[Callable[..., MediaEnv]]:
-    made: list[MediaEnv] = []
-
-    def make(**cherry: Any) -> MediaEnv:
-        cherry_sandbox = CherrySandbox.start(
-            **{"seed": 5, "practices": 1, "patients_per_practice": 3, "rate_limits": CHERRY_LIMITS, **cherry}
-        )
-        crm_sandbox = start_crm_sandbox(locations=1, rate_limits=CRM_LIMITS)
-        env = MediaEnv(cherry_sandbox, crm_sandbox, store)
-        env.practice = PracticeConfig.model_validate(
-            {
-                "slug": SLUG,
-                "display_name": "Glow Aesthetics",
-                "timezone": "America/New_York",
-                "cherry_conn_id": "cherry_test",
-                "crm_conn_id": "crm_test",
-            }
-        )
-        store.sync_practices([env.practice])
-        made.append(env)
+def _factory(sandbox_envs: SandboxEnvs, store: SyncStore | str) -> Callable[..., MediaEnv]:
+    def make(crm: dict[str, Any] | None = None, **cherry: Any) -> MediaEnv:
+        """`crm`: CRM sandbox settings (e.g. max_upload_bytes); the rest: the Cherry sandbox's."""
+        env = sandbox_envs.build(MediaEnv, store=store, cherry=cherry, crm=crm)
+        env.practice(0)  # the store's media rows belong to a registered practice
         return env
 
-    yield make
-    for env in made:
-        env.cherry.stop(wait=False)
-        env.crm.stop(wait=False)
-        env.pacer.close()
+    return make
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cherry_sync.media import content_types as ct
-from cherry_sync.media.importer import prefetched, upload_name
 from cherry_sync.media.sources import asset_key, clean_category
+from cherry_sync.media.uploader import upload_name
 from tests.media.conftest import PDF, png_bytes
 
 SHA = "1a2b3c4d" + "0" * 56
@@ -87,19 +87,3 @@ def test_asset_keys_fit_the_store_columns():
     assert len(long) <= 128 and long.startswith("folder:Seasonal/")
     assert long != asset_key("folder", "Seasonal/" + "x" * 299 + "y.png")
     assert clean_category("  Holiday /  Gifts ") == "Holiday - Gifts"
-
-
-def test_prefetched_keeps_order_and_hands_over_errors():
-    def fetch(n: int) -> int:
-        if n == 3:
-            raise ValueError("bad")
-        return n * 10
-
-    for depth in (0, 2):
-        out = []
-        for _item, future in prefetched(list(range(6)), fetch, depth):
-            try:
-                out.append(future.result())
-            except ValueError:
-                out.append(None)
-        assert out == [0, 10, 20, None, 40, 50]

@@ -6,8 +6,10 @@ import hashlib
 import re
 from collections import Counter
 
-from cherry_sync.media.errors import CHECKSUM_MISMATCH
+from cherry_sync.media.importer import ImportSettings
 from cherry_sync.media.sources import CherryAssetSource, Listing
+from cherry_sync.reasons import ReasonCode
+from tests.fixtures.sandbox_env import use_window
 from tests.media.conftest import SLUG, MediaEnv, assert_no_duplicates, png_bytes
 
 CATEGORIES = {"Seasonal", "Holiday", "Promotions", "Social", "Email"}
@@ -39,7 +41,7 @@ def test_first_import_builds_the_folder_tree_and_uploads_every_asset_once(media_
     assert_no_duplicates(media_env)
     # The CRM holds Cherry's bytes, and the ledger knows every file.
     by_sha = {a["sha256"]: a for a in assets}
-    ledger = media_env.store.media_uploads(SLUG, media_env.location_id)
+    ledger = media_env.store.media_uploads(SLUG, media_env.location_id())
     assert set(ledger) == set(by_sha)
     files = {f["id"]: f for f in media_env.files()}
     for sha, upload in ledger.items():
@@ -124,9 +126,9 @@ def test_dry_run_lists_what_would_be_uploaded_and_touches_nothing(sqlite_media_e
     assert {(w["category"], w["name"], w["size"]) for w in summary.would_upload} == listed
     assert summary.uploaded == 0 and summary.bytes_downloaded == 0
     assert env.crm_requests() == 0
-    assert env.store.media_uploads(SLUG, env.location_id) == {}
+    assert env.store.media_uploads(SLUG, env.location_id()) == {}
     assert env.store.media_assets(SLUG) == {}
-    assert env.store.media_folders(SLUG, env.location_id) == {}
+    assert env.store.media_folders(SLUG, env.location_id()) == {}
 
     env.run()
     env.cherry.change_asset(env.cherry_assets()[0]["id"])
@@ -151,10 +153,49 @@ def test_download_not_matching_the_listed_checksum_is_rejected_then_imported_nex
     importer.sources = {"cherry": ChangedAfterListing(cherry)}
     summary = importer.run()
 
-    assert summary.rejects_by_reason == {CHECKSUM_MISMATCH: 1} and summary.uploaded == 119
-    assert env.open_rejections() == {f"cherry:{target['id']}": CHECKSUM_MISMATCH}
+    assert summary.rejects_by_reason == {ReasonCode.CHECKSUM_MISMATCH: 1} and summary.uploaded == 119
+    assert env.open_rejections() == {f"cherry:{target['id']}": ReasonCode.CHECKSUM_MISMATCH}
 
     again = env.run()
     assert again.uploaded == 1 and again.rejected == 0
     assert env.open_rejections() == {}
     assert_no_duplicates(env)
+
+
+def test_uploads_overlap_in_a_window_and_downloads_stay_bounded(sqlite_media_env: MediaEnv):
+    env = use_window(sqlite_media_env, 4)  # 50 ms per CRM request: one at a time would take 120 x 50 ms
+
+    summary = env.run()
+
+    assert summary.uploaded == 120
+    assert env.crm.stats()["by_key"][env.location_id()]["max_concurrent"] >= 2, "uploads were answered side by side"
+    assert 2 <= summary.peak_in_flight <= 4
+    # Held at once: the uploads in flight plus `prefetch` (2) downloads ahead of them, never more.
+    assert summary.peak_held <= 4 + 2
+    assert env.crm_writes() == Counter({"POST /medias/upload-file": 120, "POST /medias/folder": 6})
+    assert_no_duplicates(env)
+    env.crm.reset_stats()
+    assert env.run().unchanged == 120 and env.crm_requests() == 0
+
+
+def test_folder_calls_never_overlap_uploads_and_one_at_a_time_means_one(sqlite_media_env: MediaEnv):
+    env = use_window(sqlite_media_env, 1)
+    env.latency_ms = 10  # enough for two requests to meet, were they sent side by side
+    env.clear_faults()
+
+    summary = env.run(settings=ImportSettings(prefetch=0))
+
+    assert summary.uploaded == 120 and summary.peak_in_flight == 1
+    assert summary.peak_held == 1, "prefetch 0 and one in flight: one asset in memory at a time"
+    assert env.crm.stats()["by_key"][env.location_id()]["max_concurrent"] == 1
+
+
+def test_the_byte_budget_holds_back_downloads(sqlite_media_env: MediaEnv):
+    env = sqlite_media_env
+    env.crm_extra["max_in_flight"] = 4
+
+    summary = env.run(settings=ImportSettings(buffer_bytes=1))
+
+    assert summary.uploaded == 120
+    assert summary.peak_held == 1, "a budget smaller than any asset: one at a time (one always fits)"
+    assert summary.peak_in_flight == 1

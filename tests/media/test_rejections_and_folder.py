@@ -10,15 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from cherry_sync.media.errors import (
-    EMPTY_FILE,
-    NO_CATEGORY,
-    TOO_LARGE,
-    TYPE_MISMATCH,
-    UNSUPPORTED_TYPE,
-    AssetFolderError,
+from cherry_sync.media.errors import AssetFolderError
+from cherry_sync.reasons import ReasonCode
+from tests.fixtures.sandbox_env import use_window
+from tests.media.conftest import (
+    PDF,
+    SLUG,
+    MediaEnv,
+    add_cherry_asset,
+    assert_no_duplicates,
+    png_bytes,
 )
-from tests.media.conftest import PDF, SLUG, MediaEnv, add_cherry_asset, assert_no_duplicates, png_bytes
 
 OVER_LIMIT = 25 * 1024 * 1024 + 1
 
@@ -53,11 +55,17 @@ def test_oversize_and_wrong_type_cherry_assets_are_rejected_and_the_rest_go_on(s
 
     summary = env.run()
 
-    assert summary.rejects_by_reason == {TOO_LARGE: 1, TYPE_MISMATCH: 1}
+    assert summary.rejects_by_reason == {ReasonCode.TOO_LARGE: 1, ReasonCode.TYPE_MISMATCH: 1}
     assert summary.uploaded == 120
-    assert env.open_rejections() == {f"cherry:{huge['id']}": TOO_LARGE, f"cherry:{fake['id']}": TYPE_MISMATCH}
+    assert env.open_rejections() == {
+        f"cherry:{huge['id']}": ReasonCode.TOO_LARGE,
+        f"cherry:{fake['id']}": ReasonCode.TYPE_MISMATCH,
+    }
     messages = {r.reason_code: r.message for r in env.store.open_rejections(SLUG)}
-    assert "over the 25.0 MB limit" in messages[TOO_LARGE] and "Promotions/Huge Banner.png" in messages[TOO_LARGE]
+    assert (
+        "over the 25.0 MB limit" in messages[ReasonCode.TOO_LARGE]
+        and "Promotions/Huge Banner.png" in messages[ReasonCode.TOO_LARGE]
+    )
     # Oversize is judged from the listing: its 25 MB were never downloaded (121 downloads = 120 + the fake).
     assert summary.api_calls["cherry GET /v1/marketing-assets/{id}/content"] == 121
     assert summary.bytes_downloaded < 5 * 1024 * 1024
@@ -72,7 +80,30 @@ def test_oversize_and_wrong_type_cherry_assets_are_rejected_and_the_rest_go_on(s
     # Fixed at the source (redrawn: a real, small PNG): imported, and the rejection resolved.
     env.cherry.change_asset(huge["id"])
     fixed = env.run()
-    assert fixed.uploaded == 1 and env.open_rejections() == {f"cherry:{fake['id']}": TYPE_MISMATCH}
+    assert fixed.uploaded == 1 and env.open_rejections() == {f"cherry:{fake['id']}": ReasonCode.TYPE_MISMATCH}
+
+
+def test_uploads_the_crm_refuses_are_rejected_while_the_others_in_flight_go_on(sqlite_media_env_factory):
+    # This CRM takes files up to 60 KB: three of the assets are refused (413) in the middle of the uploads.
+    env = use_window(sqlite_media_env_factory(crm={"max_upload_bytes": 60_000}), 4)
+    refused = [
+        add_cherry_asset(env, "Seasonal", f"Wide Banner {i}.png", png_bytes(100_000, seed=40 + i)) for i in range(3)
+    ]
+
+    summary = env.run()
+
+    assert summary.uploaded == 120 and summary.rejects_by_reason == {ReasonCode.CRM_REJECTED: 3}
+    assert summary.peak_in_flight >= 2
+    assert env.open_rejections() == {f"cherry:{a['id']}": ReasonCode.CRM_REJECTED for a in refused}
+    ledger = env.store.media_uploads(SLUG, env.location_id())
+    assert len(ledger) == 120 and all(u.confirmed for u in ledger.values())
+    assert not {a["sha256"] for a in refused} & set(ledger)
+    assert not any("Wide Banner" in n for names in env.tree().values() for n in names)
+    assert_no_duplicates(env)
+    # The same bytes are not offered again until they change.
+    env.crm.reset_stats()
+    again = env.run()
+    assert again.rejects_by_reason == {ReasonCode.CRM_REJECTED: 3} and env.crm_requests() == 0
 
 
 def test_folder_source_through_object_storage_path(sqlite_media_env: MediaEnv, tmp_path: Path):
@@ -97,11 +128,11 @@ def test_folder_source_through_object_storage_path(sqlite_media_env: MediaEnv, t
     assert summary.uploaded == 123  # 120 + Lobby, Team, Summer Menu; copy-of-cherry is content already there
     assert summary.unchanged == 1
     assert env.open_rejections() == {
-        "folder:Seasonal/logo.svg": UNSUPPORTED_TYPE,
-        "folder:Seasonal/pack.zip": UNSUPPORTED_TYPE,
-        "folder:Seasonal/empty.png": EMPTY_FILE,
-        "folder:loose.png": NO_CATEGORY,
-        "folder:Holiday/huge.png": TOO_LARGE,
+        "folder:Seasonal/logo.svg": ReasonCode.UNSUPPORTED_TYPE,
+        "folder:Seasonal/pack.zip": ReasonCode.UNSUPPORTED_TYPE,
+        "folder:Seasonal/empty.png": ReasonCode.EMPTY_FILE,
+        "folder:loose.png": ReasonCode.NO_CATEGORY,
+        "folder:Holiday/huge.png": ReasonCode.TOO_LARGE,
     }
     tree = env.tree()
     lobby = hashlib.sha256((root / "Practice Photos" / "Lobby.png").read_bytes()).hexdigest()

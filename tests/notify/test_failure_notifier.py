@@ -53,7 +53,9 @@ def test_failure_email_reaches_operators_without_patient_data(smtp_server, monke
     assert set(received.rcpt_tos) == {"ops@aesthetix.example", "oncall@aesthetix.example"}
     msg = received.message
     assert msg["Subject"].strip() == "[Cherry Sync] cherry_backfill: practice.sync_patients failed for lumen-medspa"
-    assert msg[NOTIFICATION_HEADER].strip() == "cherry_backfill/practice.sync_patients/manual__2026-12-01T10:00:00+00:00"
+    assert (
+        msg[NOTIFICATION_HEADER].strip() == "cherry_backfill/practice.sync_patients/manual__2026-12-01T10:00:00+00:00"
+    )
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     for body in (text, html):

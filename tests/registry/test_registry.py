@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import textwrap
+import traceback
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
+from cherry_sync.context import REGISTRY_ENV_VAR as ENV_VAR
+from cherry_sync.context import REGISTRY_PATH as DEFAULT_PATH
+from cherry_sync.domain.cherry_records import parse_patient
+from cherry_sync.domain.contact_points import normalise_email
+from cherry_sync.domain.errors import RecordRejected
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.registry import (
-    DEFAULT_PATH,
-    ENV_VAR,
+    PracticeConfig,
     RegistryFileError,
     load_registry,
     main,
 )
+from tests.domain import samples as domain_samples
 
 GOOD = """
 - slug: glow-aesthetics
@@ -258,3 +267,105 @@ def test_check_command(tmp_path, capsys):
     assert main([str(write(tmp_path, practice("glow", timezone="Nowhere/City")))]) == 1
     assert "glow: timezone: unknown IANA timezone" in capsys.readouterr().out
     assert main([str(tmp_path / "missing.yml")]) == 2
+
+
+# -- time zones: the pin option and `--zones` ------------------------------------------------------------------
+
+
+def test_timezone_pinned_is_a_strict_boolean_that_defaults_to_false(tmp_path):
+    registry = load(tmp_path, practice("glow") + practice("lumen", timezone_pinned="true"))
+    assert registry.get("glow").timezone_pinned is False and registry.get("lumen").timezone_pinned is True
+
+    bad = load(tmp_path, practice("glow", timezone_pinned="'yes'"))
+    assert [(e.practice, e.field) for e in bad.errors] == [("glow", "timezone_pinned")]
+
+
+def test_an_unpinned_entry_keeps_its_fingerprint_and_pinning_changes_it(tmp_path):
+    plain = load(tmp_path, practice("glow")).fingerprint("glow")
+    explicit = load(tmp_path, practice("glow", timezone_pinned="false")).fingerprint("glow")
+    pinned = load(tmp_path, practice("glow", timezone_pinned="true")).fingerprint("glow")
+    assert plain == explicit != pinned
+
+
+def test_check_command_with_zones_asks_cherry_and_the_crm(tmp_path, capsys, monkeypatch, cherry_sandbox, crm_sandbox):
+    import json
+
+    entries = []
+    for index, slug in enumerate(("glow", "lumen", "harbor")):
+        info, location = cherry_sandbox.practices[index], crm_sandbox.location(index)
+        cherry_conn = {"conn_type": "http", "host": cherry_sandbox.base_url, "password": info.api_key}
+        crm_conn = {
+            "conn_type": "http",
+            "host": crm_sandbox.base_url,
+            "password": location.token,
+            "extra": {"location_id": location.id},
+        }
+        monkeypatch.setenv(f"AIRFLOW_CONN_CHERRY_{slug.upper()}", json.dumps(cherry_conn))
+        monkeypatch.setenv(f"AIRFLOW_CONN_CRM_{slug.upper()}", json.dumps(crm_conn))
+        zone = info.timezone if slug != "lumen" else "America/Denver"  # lumen's registry entry disagrees
+        entries.append(practice(slug, timezone=zone, timezone_pinned="true" if slug == "harbor" else "false"))
+    crm_sandbox.set_location_timezone(crm_sandbox.location(2).id, "America/Phoenix")  # harbor: pinned anyway
+    path = write(tmp_path, "".join(entries))
+
+    assert main([str(path)]) == 0  # without --zones no API is asked
+    capsys.readouterr()
+    assert main([str(path), "--zones"]) == 1
+
+    lines = capsys.readouterr().out.splitlines()
+    assert f"zones  glow: time zones agree ({cherry_sandbox.practices[0].timezone})" in lines
+    lumen = next(line for line in lines if line.startswith("error  lumen: "))
+    assert lumen == (
+        "error  lumen: time zones disagree: the registry says America/Denver, Cherry keeps the practice in "
+        "America/New_York and the CRM location is in America/New_York; set the registry's timezone to "
+        "America/New_York, or pin the registry's zone with `timezone_pinned: true`"
+    )
+    harbor = next(line for line in lines if line.startswith("zones  harbor: "))
+    assert "America/Phoenix" in harbor and "pinned, syncing in America/Chicago" in harbor
+
+
+# -- the contract's shared types: e-mail, money, time zone ------------------------------------------------------
+
+
+def test_recipients_are_read_like_patient_emails(tmp_path):
+    registry = load(tmp_path, practice("glow", extra="options:\n  report_recipients: [' Owner@Glow.EXAMPLE ']"))
+    assert registry.get("glow").options.report_recipients == (normalise_email(" Owner@Glow.EXAMPLE "),)
+    assert registry.get("glow").options.report_recipients == ("Owner@glow.example",)
+
+    # A special-use domain can never receive mail: refused here as it is dropped from a patient.
+    bad = load(tmp_path, practice("glow", extra="options:\n  report_recipients: [owner@glow.test]"))
+    assert [(e.field, e.message) for e in bad.errors] == [("options.report_recipients.0", "not a valid email address")]
+    patient = parse_patient(domain_samples.patient(email="owner@glow.test"))
+    assert [(w.reason_code, w.field) for w in patient.warnings] == [(ReasonCode.INVALID_EMAIL, "email")]
+
+
+@pytest.mark.parametrize("amount", ["'1.005'", "'1e3'", "'$1000'", "true"])
+def test_amounts_follow_the_contract_money_rule(tmp_path, amount):
+    registry = load(tmp_path, practice("glow", extra=f"options:\n  estimate_amounts: [1000, {amount}]"))
+
+    error = only_error(registry)
+    assert error.field == "options.estimate_amounts.1" and "at most 2 places" in error.message
+    with pytest.raises(RecordRejected) as caught:
+        parse_patient(domain_samples.patient(balance_available=yaml.safe_load(amount)))
+    assert caught.value.reason_code is ReasonCode.INVALID_MONEY
+
+
+def test_a_timezone_that_is_not_text_is_refused(tmp_path):
+    error = only_error(load(tmp_path, practice("glow", timezone="7")))
+
+    assert (error.field, error.message) == ("timezone", "expected an IANA timezone name (e.g. America/New_York)")
+
+
+def test_a_validation_error_raised_by_the_model_itself_hides_the_input():
+    entry = {
+        "slug": "glow",
+        "display_name": "Glow",
+        "timezone": "UTC",
+        "cherry_conn_id": "cherry_glow",
+        "crm_conn_id": "crm_glow",
+        "options": {"report_recipients": ["jane.doe.secret@@example.com"]},
+    }
+    with pytest.raises(ValidationError) as caught:
+        PracticeConfig.model_validate(entry)
+
+    assert "jane.doe.secret" not in f"{caught.value} {caught.value!r}"
+    assert "jane.doe.secret" not in "".join(traceback.format_exception(caught.value))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from cherry_sync.reports.run import ALREADY_SENT, NO_RECIPIENTS, RENDERED, SENT, SendInterrupted, run_practice_report
-from cherry_sync.reports.send import ReportSendError, send_message, smtp_sender
 from cherry_sync.reports.window import ReportWindow, resolve_window
+from cherry_sync.smtp import SmtpSendError, send_message, smtp_sender
 from tests.reports.conftest import RECIPIENTS, ReportEnv
 from tests.reports.helpers import text_figures
 
@@ -158,8 +158,8 @@ def test_metrics_endpoint_down_still_sends_a_report_that_says_so(report_env_sqli
         assert shown[label][0] == expected[label], label
 
 
-def test_a_practice_with_no_activity_gets_a_clear_report(store, cherry_sandbox_factory, smtp_connection, tmp_path):
-    env = ReportEnv(cherry_sandbox_factory(practices=1, patients_per_practice=0), store)
+def test_a_practice_with_no_activity_gets_a_clear_report(store, sandbox_envs, smtp_connection, tmp_path):
+    env = sandbox_envs.build(ReportEnv, store=store, cherry={"practices": 1, "patients_per_practice": 0})
     env.practice(0)
     env.load_store(0)
     window = _window(env)
@@ -206,7 +206,7 @@ def test_a_refused_send_is_recorded_and_the_next_attempt_sends(report_env_sqlite
     window = _window(env)
     smtp_connection.reject_next(1)
 
-    with pytest.raises(ReportSendError) as failure:
+    with pytest.raises(SmtpSendError) as failure:
         _run(env, 0, window, tmp_path)
 
     assert failure.value.smtp_code == 451

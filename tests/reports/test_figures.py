@@ -6,7 +6,11 @@ from decimal import Decimal
 
 import pytest
 
+from cherry_sync.domain.cherry_records import parse_patient
+from cherry_sync.domain.errors import Entity, RecordRejected
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.reports.figures import MalformedMetrics, SourceState, parse_metrics
+from tests.domain import samples as domain_samples
 from tests.reports.samples import METRICS, WINDOW, make_report, pay, zero_report
 
 
@@ -133,3 +137,40 @@ def test_figures_json_keeps_exact_text():
 def test_metrics_bodies_that_break_the_contract_are_refused(body):
     with pytest.raises(MalformedMetrics):
         parse_metrics(body)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason", "field"),
+    [
+        pytest.param({"volume": "3000.305"}, ReasonCode.INVALID_MONEY, "volume", id="money-3-places"),
+        pytest.param({"approved_amount": "-1.00"}, ReasonCode.INVALID_MONEY, "approved_amount", id="money-negative"),
+        pytest.param({"refund_amount": "1e3"}, ReasonCode.INVALID_MONEY, "refund_amount", id="money-exponent"),
+        pytest.param({"approvals": "12"}, ReasonCode.INVALID_NUMBER, "approvals", id="count-as-text"),
+        pytest.param({"approval_rate": "1.2500"}, ReasonCode.INVALID_NUMBER, "approval_rate", id="ratio-above-1"),
+        pytest.param({"promo_share": "0.33333"}, ReasonCode.INVALID_NUMBER, "promo_share", id="ratio-5-places"),
+        pytest.param({"volume": None}, ReasonCode.MISSING_FIELD, "volume", id="money-null"),
+    ],
+)
+def test_metrics_rejections_name_the_rule_and_field(overrides, reason, field):
+    with pytest.raises(MalformedMetrics) as caught:
+        parse_metrics({**METRICS, **overrides})
+
+    assert (caught.value.entity, caught.value.reason_code, caught.value.field) == (Entity.METRICS, reason, field)
+
+
+def test_a_metrics_amount_breaks_the_same_money_rule_as_a_patient_balance():
+    with pytest.raises(MalformedMetrics) as metrics:
+        parse_metrics({**METRICS, "approved_amount": "1.005"})
+    with pytest.raises(RecordRejected) as patient:
+        parse_patient(domain_samples.patient(balance_available="1.005"))
+
+    assert metrics.value.reason_code is patient.value.reason_code is ReasonCode.INVALID_MONEY
+    assert metrics.value.message == patient.value.message
+
+
+def test_metrics_read_exactly_and_ratios_may_be_null():
+    parsed = parse_metrics({**METRICS, "approval_rate": None, "unknown_future_key": 1})
+
+    assert parsed["approved_amount"] == Decimal("36000.00") and type(parsed["volume"]) is Decimal
+    assert parsed["promo_share"] == Decimal("0.3333") and parsed["approval_rate"] is None
+    assert parsed["approvals"] == 12 and "unknown_future_key" not in parsed

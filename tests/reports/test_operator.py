@@ -20,17 +20,21 @@ SLUG = "glow-aesthetics"
 
 
 @pytest.fixture
-def operator_env(tmp_path, monkeypatch, cherry_sandbox_factory, smtp_connection):
+def operator_env(tmp_path, monkeypatch, cherry_sandbox_factory, crm_sandbox_factory, smtp_connection):
     cherry = cherry_sandbox_factory(practices=1, patients_per_practice=40)
     info = cherry.practices[0]
+    # The CRM is only asked for the location's time zone (the three zones must agree before a report goes out).
+    crm = crm_sandbox_factory(locations=1, location_timezones=[info.timezone])
+    location = crm.locations[0]
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
     registry = tmp_path / "practices.yml"
 
-    def write_registry(recipients: list[str]) -> None:
+    def write_registry(recipients: list[str], **settings) -> None:
         entry = {
             "slug": SLUG,
             "display_name": "Glow Aesthetics",
-            "timezone": info.timezone,
+            "timezone": settings.pop("timezone", info.timezone),
+            **settings,
             "cherry_conn_id": "cherry_glow",
             "crm_conn_id": "crm_glow",
             "options": {"report_recipients": recipients},
@@ -47,7 +51,17 @@ def operator_env(tmp_path, monkeypatch, cherry_sandbox_factory, smtp_connection)
         "AIRFLOW_CONN_CHERRY_GLOW",
         json.dumps({"conn_type": "http", "host": cherry.base_url, "password": info.api_key}),
     )
-    monkeypatch.setenv("AIRFLOW_CONN_CRM_GLOW", json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRM_GLOW",
+        json.dumps(
+            {
+                "conn_type": "http",
+                "host": crm.base_url,
+                "password": location.token,
+                "extra": {"location_id": location.id},
+            }
+        ),
+    )
     store = store_from_engine(engine_from_url(store_url))
     store.sync_practices(load_registry(registry).practices)
     load_store_from_cherry(store, cherry, 0, SLUG)
@@ -104,9 +118,9 @@ def test_an_interrupted_send_fails_without_retries_and_says_what_to_do(operator_
         _execute("run-2")
 
     entry = _ledger(store, "run-2")
-    assert entry.status == "failed" and entry.details["reason"] == "SendInterrupted"
+    assert entry.status == "failed" and entry.details["reason"] == "send_interrupted"
     assert smtp.messages == []
-    assert _execute("run-3", force="True")["outcome"] == "sent"
+    assert _execute("run-3", force=True)["outcome"] == "sent"
 
 
 def test_configuration_problems_fail_at_once(operator_env):
@@ -118,5 +132,26 @@ def test_configuration_problems_fail_at_once(operator_env):
     with pytest.raises(AirflowFailException, match="cherry_sync_smtp"):
         _execute("run-no-smtp")
 
-    assert _ledger(store, "run-no-smtp").details["reason"] == "SmtpConfigError"
+    assert _ledger(store, "run-no-smtp").details["reason"] == "smtp_not_configured"
     assert smtp.messages == []
+
+
+def test_time_zones_that_disagree_fail_the_report_at_once_and_a_pinned_zone_is_used(operator_env):
+    store, write_registry, smtp, _ = operator_env
+    zone = store.get_practice(SLUG).timezone
+    other = "Pacific/Honolulu" if zone != "Pacific/Honolulu" else "America/Denver"
+    write_registry(["owner@glow.example"], timezone=other)
+
+    with pytest.raises(AirflowFailException) as failed:
+        _execute("run-mismatch")
+
+    message = str(failed.value)
+    assert f"practice {SLUG}: time zones disagree: the registry says {other}" in message
+    assert f"set the registry's timezone to {zone}" in message and "owner@glow.example" not in message
+    assert _ledger(store, "run-mismatch").details["reason"] == "timezone_mismatch"
+    assert smtp.messages == []
+
+    write_registry(["owner@glow.example"], timezone=other, timezone_pinned=True)
+    result = _execute("run-pinned")
+    assert result["outcome"] == "sent" and len(smtp.messages) == 1
+    assert store.get_report_send(SLUG, date.fromisoformat(result["window_start"]), date.fromisoformat(END))

@@ -49,7 +49,7 @@ def test_utc_bounds_are_local_midnights_across_a_dst_change():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, None), ("", None), ("None", None), ("2026-02-28", date(2026, 2, 28)), (date(2026, 1, 2), date(2026, 1, 2))],
+    [(None, None), ("", None), ("2026-02-28", date(2026, 2, 28)), (date(2026, 1, 2), date(2026, 1, 2))],
 )
 def test_end_date_param_values(value, expected):
     assert parse_end_date(value) == expected

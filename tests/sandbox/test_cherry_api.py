@@ -16,8 +16,10 @@ def error_code(response) -> str:
 
 
 # -- auth ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer ck_sandbox_nope"}, {"Authorization": "Basic x"},
-                                     {"Authorization": "Bearer "}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer ck_sandbox_nope"}, {"Authorization": "Basic x"}, {"Authorization": "Bearer "}],
+)
 def test_missing_or_unknown_key_is_401(cherry_sandbox: CherrySandbox, headers):
     response = cherry_sandbox.http.get(cherry_sandbox.base_url + "/v1/patients", headers=headers, timeout=5)
     assert response.status_code == 401
@@ -180,8 +182,14 @@ def test_single_objects_and_404(cherry_sandbox: CherrySandbox):
     assert cherry_sandbox.get(f"/v1/patients/{patient['id']}", 0).json() == patient
     payment = cherry_sandbox.get("/v1/payments", 0, limit=1).json()["data"][0]
     assert cherry_sandbox.get(f"/v1/payments/{payment['id']}", 0).json() == payment
-    for path in ("/v1/patients/pat_0000", "/v1/payments/pay_0000", "/v1/marketing-assets/ast_0",
-                 "/v1/marketing-assets/ast_0/content", "/v1/patients/pat_0000/estimates", "/v1/nowhere"):
+    for path in (
+        "/v1/patients/pat_0000",
+        "/v1/payments/pay_0000",
+        "/v1/marketing-assets/ast_0",
+        "/v1/marketing-assets/ast_0/content",
+        "/v1/patients/pat_0000/estimates",
+        "/v1/nowhere",
+    ):
         response = cherry_sandbox.get(path, 0)
         assert response.status_code == 404, path
         assert error_code(response) == "not_found"
@@ -189,10 +197,12 @@ def test_single_objects_and_404(cherry_sandbox: CherrySandbox):
 
 def test_errors_never_echo_request_values(cherry_sandbox: CherrySandbox):
     secret = "Jane.Doe@example.com"
-    for response in (cherry_sandbox.get("/v1/patients", 0, updated_since=secret),
-                     cherry_sandbox.get("/v1/estimates", 0, amount=secret),
-                     cherry_sandbox.get(f"/v1/patients/{secret}", 0),
-                     cherry_sandbox.get("/v1/patients", 0, status=secret)):
+    for response in (
+        cherry_sandbox.get("/v1/patients", 0, updated_since=secret),
+        cherry_sandbox.get("/v1/estimates", 0, amount=secret),
+        cherry_sandbox.get(f"/v1/patients/{secret}", 0),
+        cherry_sandbox.get("/v1/patients", 0, status=secret),
+    ):
         assert response.status_code in (400, 404)
         assert "Jane" not in response.text and "example.com" not in response.text
 

@@ -31,7 +31,7 @@ def check_pdf(body: bytes) -> None:
     assert b"/Type /Catalog" in body and b"/Type /Page " in body
     length = int(re.search(rb"/Length (\d+)", body).group(1))
     stream = body.index(b"stream\n") + len(b"stream\n")
-    assert body[stream + length:].startswith(b"endstream")
+    assert body[stream + length :].startswith(b"endstream")
 
 
 def test_library_covers_every_category_with_real_files(sandbox: CherrySandbox):
@@ -100,7 +100,9 @@ def test_change_rename_add_remove(sandbox: CherrySandbox):
 def test_asset_admin_validation(sandbox: CherrySandbox):
     base = sandbox.base_url + "/_sandbox/assets"
     assert sandbox.http.post(base, json={"category": "Nope", "name": "x"}, timeout=5).status_code == 400
-    assert sandbox.http.post(base, json={"category": "Email", "name": "x", "content_base64": "%%%"},
-                             timeout=5).status_code == 400
+    assert (
+        sandbox.http.post(base, json={"category": "Email", "name": "x", "content_base64": "%%%"}, timeout=5).status_code
+        == 400
+    )
     assert sandbox.http.put(base + "/ast_missing/content", json={}, timeout=5).status_code == 404
     assert sandbox.http.delete(base + "/ast_missing", timeout=5).status_code == 404

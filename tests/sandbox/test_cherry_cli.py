@@ -26,9 +26,23 @@ def test_defaults_match_the_contract():
 
 def test_prefixed_flags_for_a_combined_launcher():
     parser = add_arguments(argparse.ArgumentParser(), prefix="cherry-")
-    args = parser.parse_args(["--cherry-seed", "11", "--cherry-practices", "2", "--cherry-patients", "9",
-                              "--cherry-malformed-share", "0.1", "--cherry-rate-limit", "5",
-                              "--cherry-no-rate-limit", "--cherry-now", "2026-01-15T00:00:00Z"])
+    args = parser.parse_args(
+        [
+            "--cherry-seed",
+            "11",
+            "--cherry-practices",
+            "2",
+            "--cherry-patients",
+            "9",
+            "--cherry-malformed-share",
+            "0.1",
+            "--cherry-rate-limit",
+            "5",
+            "--cherry-no-rate-limit",
+            "--cherry-now",
+            "2026-01-15T00:00:00Z",
+        ]
+    )
     config = config_from_args(args, prefix="cherry-")
     assert (config.seed, config.practices, config.patients_per_practice) == (11, 2, 9)
     assert config.malformed_share == 0.1 and config.rate_limits.burst_limit == 5
@@ -55,7 +69,10 @@ def test_module_entry_point_serves():
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox.cherry", "--port", str(port), "--patients", "5", "--practices", "1"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         banner = process.stdout.readline()
@@ -64,8 +81,9 @@ def test_module_entry_point_serves():
         deadline = time.monotonic() + 15
         while True:
             try:
-                response = requests.get(f"http://127.0.0.1:{port}/v1/practice",
-                                        headers={"Authorization": f"Bearer {key}"}, timeout=2)
+                response = requests.get(
+                    f"http://127.0.0.1:{port}/v1/practice", headers={"Authorization": f"Bearer {key}"}, timeout=2
+                )
                 break
             except requests.ConnectionError:
                 assert time.monotonic() < deadline, "sandbox did not start"

@@ -42,8 +42,10 @@ def check(response, template: str) -> None:
     assert media in spec["content"], (template, response.status_code, media)
     if media == "application/json":
         schema = {"$ref": f"{CONTRACT_URI}#{pointer}/content/application~1json/schema"}
-        problems = [f"{list(e.absolute_path)}: {e.message[:150]}"
-                    for e in validator_for_schema(schema).iter_errors(response.json())]
+        problems = [
+            f"{list(e.absolute_path)}: {e.message[:150]}"
+            for e in validator_for_schema(schema).iter_errors(response.json())
+        ]
         assert problems == [], (template, response.status_code, problems[:5])
     for header in spec.get("headers", {}):
         if header != "Retry-After":  # optional: only when the real limit was hit
@@ -52,10 +54,20 @@ def check(response, template: str) -> None:
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[CherrySandbox]:
-    with CherrySandbox.start(practices=2, patients_per_practice=40, now="2026-01-15T00:00:00Z",
-                             rate_limits={"enabled": False}) as running:
-        running.advance(minutes=90, new_patients=3, refreshed=6, payments=3, refunds=2, cancellations=1, pings=1,
-                        duplicate_share=0.3, out_of_order_share=0.5)
+    with CherrySandbox.start(
+        practices=2, patients_per_practice=40, now="2026-01-15T00:00:00Z", rate_limits={"enabled": False}
+    ) as running:
+        running.advance(
+            minutes=90,
+            new_patients=3,
+            refreshed=6,
+            payments=3,
+            refunds=2,
+            cancellations=1,
+            pings=1,
+            duplicate_share=0.3,
+            out_of_order_share=0.5,
+        )
         yield running
 
 
@@ -97,8 +109,10 @@ def _successes(sandbox: CherrySandbox) -> Iterator[tuple[str, object]]:
         yield "/v1/marketing-assets", response
         for asset in response.json()["data"][::9]:
             yield "/v1/marketing-assets/{asset_id}", sandbox.get(f"/v1/marketing-assets/{asset['id']}", 1)
-            yield ("/v1/marketing-assets/{asset_id}/content",
-                   sandbox.get(f"/v1/marketing-assets/{asset['id']}/content", 1))
+            yield (
+                "/v1/marketing-assets/{asset_id}/content",
+                sandbox.get(f"/v1/marketing-assets/{asset['id']}/content", 1),
+            )
 
 
 CLIENT_ERRORS = [
@@ -164,8 +178,12 @@ def test_every_documented_response_was_exercised(observed):
 
 # -- the document and the app agree ----------------------------------------------------------------
 def public_routes(app) -> set[tuple[str, str]]:
-    return {(method, route.path) for route in app.routes if isinstance(route, APIRoute)
-            and route.path.startswith("/v1") for method in route.methods}
+    return {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.path.startswith("/v1")
+        for method in route.methods
+    }
 
 
 def test_routes_and_document_match(sandbox: CherrySandbox):
@@ -186,8 +204,10 @@ def _parameters(operation: dict) -> set[tuple[str, str, bool]]:
 def test_query_and_path_parameters_match_the_code(sandbox: CherrySandbox):
     generated = get_openapi(title="x", version="0", routes=sandbox.app.routes)
     for path, item in CONTRACT["paths"].items():
-        code_params = {(p["in"], p["name"], bool(p.get("required", False)))
-                       for p in generated["paths"][path]["get"].get("parameters", [])}
+        code_params = {
+            (p["in"], p["name"], bool(p.get("required", False)))
+            for p in generated["paths"][path]["get"].get("parameters", [])
+        }
         assert _parameters(item["get"]) == code_params, path
 
 

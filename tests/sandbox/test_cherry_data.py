@@ -17,8 +17,14 @@ from sandbox.cherry.testing import CherrySandbox
 
 PINNED = "2026-01-15T00:00:00Z"
 PHONE_SHAPES = {
-    r"^\(\d{3}\) \d{3}-\d{4}$", r"^\d{3}\.\d{3}\.\d{4}$", r"^\+1 \d{3} \d{3} \d{4}$", r"^\d{10}$",
-    r"^\d{3}-\d{3}-\d{4}$", r"^\+1\d{10}$", r"^1-\d{3}-\d{3}-\d{4}$", r"^\(\d{3}\)\d{3}-\d{4}$",
+    r"^\(\d{3}\) \d{3}-\d{4}$",
+    r"^\d{3}\.\d{3}\.\d{4}$",
+    r"^\+1 \d{3} \d{3} \d{4}$",
+    r"^\d{10}$",
+    r"^\d{3}-\d{3}-\d{4}$",
+    r"^\+1\d{10}$",
+    r"^1-\d{3}-\d{3}-\d{4}$",
+    r"^\(\d{3}\)\d{3}-\d{4}$",
 }
 
 
@@ -82,8 +88,7 @@ def test_patients_look_like_real_applicants(population):
         statuses = Counter(p["account_status"] for p in patients)
         assert set(statuses) == {"ACTIVE", "INACTIVE", "EXPIRED", "DECLINED", "PENDING_REVIEW"}
         assert statuses["ACTIVE"] > len(patients) / 2
-        ages = [(today - date.fromisoformat(p["date_of_birth"])).days / 365.25 for p in patients
-                if p["date_of_birth"]]
+        ages = [(today - date.fromisoformat(p["date_of_birth"])).days / 365.25 for p in patients if p["date_of_birth"]]
         assert min(ages) >= 18 and max(ages) <= 80.5
         assert any(p["date_of_birth"] is None for p in patients) or len(patients) < 100
         shapes = Counter(next(s for s in PHONE_SHAPES if re.match(s, p["phone"])) for p in patients if p["phone"])
@@ -94,8 +99,9 @@ def test_patients_look_like_real_applicants(population):
         assert any(p["phone"] is None and p["email"] is None for p in patients)
         emails = [p["email"] for p in patients if p["email"]]
         assert any(e != e.strip() or e != e.lower() for e in emails)  # typed messily
-        assert all(e.strip().lower().split("@")[1].startswith(("example.", "mail.example.", "inbox.example."))
-                   for e in emails)
+        assert all(
+            e.strip().lower().split("@")[1].startswith(("example.", "mail.example.", "inbox.example.")) for e in emails
+        )
 
 
 def _digits(phone: str | None) -> str | None:
@@ -130,8 +136,15 @@ def test_money_and_balances_are_consistent(population):
                 assert balance is None and p["balance_status"] is None
                 continue
             assert Decimal(0) <= Decimal(balance) <= Decimal(approval)
-            expected = ("EXPIRED" if status == "EXPIRED" else "FULLY_USED" if Decimal(balance) == 0
-                        else "AVAILABLE" if balance == approval else "PARTIALLY_USED")
+            expected = (
+                "EXPIRED"
+                if status == "EXPIRED"
+                else "FULLY_USED"
+                if Decimal(balance) == 0
+                else "AVAILABLE"
+                if balance == approval
+                else "PARTIALLY_USED"
+            )
             assert p["balance_status"] == expected
             if status == "ACTIVE":
                 assert p["approval_expires_at"] > "2026-01-15T00:00:00Z"  # the sandbox clock
@@ -156,7 +169,8 @@ def test_payments_history(population):
             amount, refund = Decimal(pay["amount"]), Decimal(pay["refund_amount"])
             assert Decimal(200) <= amount <= Decimal(10_000)
             assert {"REFUNDED": refund == amount, "PARTIALLY_REFUNDED": 0 < refund < amount}.get(
-                pay["status"], refund == 0)
+                pay["status"], refund == 0
+            )
             assert re.match(r"^L-[A-Z0-9]{12}-\d$", pay["contract_id"])
 
 

@@ -137,14 +137,18 @@ def test_metrics_recomputed_from_the_public_data(cherry_sandbox_factory):
         zone = ZoneInfo(practice.timezone)
         payments = sandbox.fetch_all("/v1/payments", index)
         applications = sandbox.admin("GET", f"/practices/{practice.id}/applications")
-        for start, end in ((today - timedelta(days=89), today), (today - timedelta(days=365), today),
-                           (today - timedelta(days=800), today - timedelta(days=435))):
+        for start, end in (
+            (today - timedelta(days=89), today),
+            (today - timedelta(days=365), today),
+            (today - timedelta(days=800), today - timedelta(days=435)),
+        ):
             body = sandbox.get("/v1/reports/metrics", index, start=start.isoformat(), end=end.isoformat()).json()
             assert body.pop("practice_id") == practice.id and body.pop("currency") == "USD"
             assert (body.pop("start"), body.pop("end")) == (start.isoformat(), end.isoformat())
             assert body == expected_metrics(payments, applications, zone, start, end), (index, start)
-        year = sandbox.get("/v1/reports/metrics", index, start=(today - timedelta(days=365)).isoformat(),
-                           end=today.isoformat()).json()
+        year = sandbox.get(
+            "/v1/reports/metrics", index, start=(today - timedelta(days=365)).isoformat(), end=today.isoformat()
+        ).json()
         assert year["transactions"] > 0 and year["refunds"] > 0 and year["approval_rate"] is not None
 
 
@@ -154,8 +158,11 @@ def test_metrics_use_the_practice_time_zone(cherry_sandbox_factory):
     zone = ZoneInfo(practice.timezone)
     payments = sandbox.fetch_all("/v1/payments")
     # A sale made in the local evening, which is already the next day in UTC.
-    sale = next(p for p in payments if p["status"] == "COMPLETED"
-                and local_date(p["created_at"], zone).isoformat() != p["created_at"][:10])
+    sale = next(
+        p
+        for p in payments
+        if p["status"] == "COMPLETED" and local_date(p["created_at"], zone).isoformat() != p["created_at"][:10]
+    )
     day = local_date(sale["created_at"], zone)
     body = sandbox.get("/v1/reports/metrics", 0, start=day.isoformat(), end=day.isoformat()).json()
     same_day = [p for p in payments if p["status"] != "CANCELLED" and local_date(p["created_at"], zone) == day]
@@ -169,9 +176,17 @@ def test_empty_range_has_null_ratios(cherry_sandbox: CherrySandbox):
     assert body["average_ticket"] is None and body["promo_share"] is None and body["approval_rate"] is None
 
 
-@pytest.mark.parametrize(("start", "end"), [("2025-02-01", "2025-01-31"), ("2024-01-01", "2025-01-01"),
-                                            ("2025-02-30", "2025-03-01"), ("2025/01/01", "2025-01-02"),
-                                            ("", "2025-01-01"), ("2025-01-01", "tomorrow")])
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2025-02-01", "2025-01-31"),
+        ("2024-01-01", "2025-01-01"),
+        ("2025-02-30", "2025-03-01"),
+        ("2025/01/01", "2025-01-02"),
+        ("", "2025-01-01"),
+        ("2025-01-01", "tomorrow"),
+    ],
+)
 def test_metrics_rejects_bad_ranges(cherry_sandbox: CherrySandbox, start, end):
     response = cherry_sandbox.get("/v1/reports/metrics", 0, start=start, end=end)
     assert response.status_code == 400

@@ -6,8 +6,14 @@ from collections import Counter
 
 from sandbox.cherry.testing import CherrySandbox
 
-EVENT_TYPES = {"patient.created", "patient.refreshed", "payment.completed", "payment.refunded",
-               "payment.cancelled", "test.ping"}
+EVENT_TYPES = {
+    "patient.created",
+    "patient.refreshed",
+    "payment.completed",
+    "payment.refunded",
+    "payment.cancelled",
+    "test.ping",
+}
 
 
 def read_feed(sandbox: CherrySandbox, practice=0, cursor: str | None = None, limit: int = 50):
@@ -56,9 +62,15 @@ def test_history_is_consistent_with_the_data(cherry_sandbox: CherrySandbox):
             newest[key] = data
         if event["object_type"] == "payment":
             assert event["patient_id"] == data["patient_id"] in patients
-            assert event["type"] == {"COMPLETED": "payment.completed", "REFUNDED": "payment.refunded",
-                                     "PARTIALLY_REFUNDED": "payment.refunded",
-                                     "CANCELLED": "payment.cancelled"}[data["status"]]
+            assert (
+                event["type"]
+                == {
+                    "COMPLETED": "payment.completed",
+                    "REFUNDED": "payment.refunded",
+                    "PARTIALLY_REFUNDED": "payment.refunded",
+                    "CANCELLED": "payment.cancelled",
+                }[data["status"]]
+            )
         else:
             assert event["patient_id"] == data["id"]
     # Replaying the feed (newest version wins) reproduces the current data exactly.
@@ -85,8 +97,16 @@ def test_advance_emits_new_events_with_duplicates_and_out_of_order(cherry_sandbo
     _, cursor = read_feed(cherry_sandbox, practice)
     clock_before = cherry_sandbox.now()
     result = cherry_sandbox.advance(
-        minutes=120, new_patients=4, refreshed=10, payments=4, refunds=2, cancellations=1, pings=1,
-        duplicate_share=0.2, out_of_order_share=0.5, practice_id=practice.id,
+        minutes=120,
+        new_patients=4,
+        refreshed=10,
+        payments=4,
+        refunds=2,
+        cancellations=1,
+        pings=1,
+        duplicate_share=0.2,
+        out_of_order_share=0.5,
+        practice_id=practice.id,
     )
     counts = result["practices"][practice.id]
     assert set(result["practices"]) == {practice.id}  # only the practice asked for
@@ -122,8 +142,16 @@ def test_advance_emits_new_events_with_duplicates_and_out_of_order(cherry_sandbo
 
 def test_newest_event_versions_match_the_api_after_advances(cherry_sandbox: CherrySandbox):
     for _ in range(2):
-        cherry_sandbox.advance(minutes=60 * 24 * 45, new_patients=3, refreshed=8, payments=3, refunds=1,
-                               cancellations=1, duplicate_share=0.3, out_of_order_share=0.5)
+        cherry_sandbox.advance(
+            minutes=60 * 24 * 45,
+            new_patients=3,
+            refreshed=8,
+            payments=3,
+            refunds=1,
+            cancellations=1,
+            duplicate_share=0.3,
+            out_of_order_share=0.5,
+        )
     practice = cherry_sandbox.practices[2]
     events, _ = read_feed(cherry_sandbox, practice, limit=500)
     newest: dict[str, dict] = {}
@@ -142,8 +170,15 @@ def test_newest_event_versions_match_the_api_after_advances(cherry_sandbox: Cher
 def test_advance_is_deterministic(cherry_sandbox_factory):
     pinned = {"now": "2026-01-15T00:00:00Z"}
     a, b = cherry_sandbox_factory(**pinned), cherry_sandbox_factory(**pinned)
-    plan = {"minutes": 90, "new_patients": 3, "refreshed": 6, "payments": 2, "refunds": 1,
-            "duplicate_share": 0.3, "out_of_order_share": 0.5}
+    plan = {
+        "minutes": 90,
+        "new_patients": 3,
+        "refreshed": 6,
+        "payments": 2,
+        "refunds": 1,
+        "duplicate_share": 0.3,
+        "out_of_order_share": 0.5,
+    }
     assert a.advance(**plan) == b.advance(**plan)
     assert read_feed(a, 1, limit=500) == read_feed(b, 1, limit=500)
 
@@ -175,10 +210,38 @@ def test_admin_edits_go_through_the_feed(cherry_sandbox: CherrySandbox):
     assert all(e["type"] == "patient.refreshed" for e in new[2:])  # the balance given back, if any
 
     base = cherry_sandbox.base_url + "/_sandbox"
-    assert cherry_sandbox.http.post(f"{base}/payments/{payment['id']}/settle", json={"kind": "cancel"},
-                                    timeout=5).status_code == 400  # no longer COMPLETED
-    assert cherry_sandbox.http.patch(f"{base}/patients/{patient['id']}", json={"account_status": "ACTIVE"},
-                                     timeout=5).status_code == 400
-    assert cherry_sandbox.http.patch(f"{base}/patients/{patient['id']}", json={"location_id": "loc_nope"},
-                                     timeout=5).status_code == 400
+    assert (
+        cherry_sandbox.http.post(
+            f"{base}/payments/{payment['id']}/settle", json={"kind": "cancel"}, timeout=5
+        ).status_code
+        == 400
+    )  # no longer COMPLETED
+    assert (
+        cherry_sandbox.http.patch(
+            f"{base}/patients/{patient['id']}", json={"account_status": "ACTIVE"}, timeout=5
+        ).status_code
+        == 400
+    )
+    assert (
+        cherry_sandbox.http.patch(
+            f"{base}/patients/{patient['id']}", json={"location_id": "loc_nope"}, timeout=5
+        ).status_code
+        == 400
+    )
     assert cherry_sandbox.http.patch(f"{base}/patients/pat_nope", json={}, timeout=5).status_code == 404
+
+
+def test_deactivations_close_active_accounts_and_null_their_balance(cherry_sandbox: CherrySandbox):
+    practice = cherry_sandbox.practices[0]
+    before = {p["id"]: p for p in cherry_sandbox.fetch_all("/v1/patients", 0)}
+    _, cursor = read_feed(cherry_sandbox, limit=500)
+    result = cherry_sandbox.advance(minutes=30, deactivations=3, practice_id=practice.id)
+    assert result["practices"][practice.id]["deactivations"] == 3
+    after = {p["id"]: p for p in cherry_sandbox.fetch_all("/v1/patients", 0)}
+    closed = [pid for pid, p in after.items() if before[pid]["account_status"] == "ACTIVE" and p != before[pid]]
+    assert len(closed) == 3
+    for pid in closed:
+        assert after[pid]["account_status"] == "INACTIVE"
+        assert after[pid]["balance_available"] is None and after[pid]["balance_status"] is None
+    events, _ = read_feed(cherry_sandbox, cursor=cursor)
+    assert sorted(e["data"]["id"] for e in events if e["type"] == "patient.refreshed") == sorted(closed)

@@ -9,8 +9,14 @@ import requests
 
 from sandbox.cherry.testing import CherrySandbox
 
-RATE_HEADERS = ("X-RateLimit-Max", "X-RateLimit-Remaining", "X-RateLimit-Interval-Milliseconds",
-                "X-RateLimit-Limit-Daily", "X-RateLimit-Daily-Remaining", "X-RateLimit-Daily-Reset")
+RATE_HEADERS = (
+    "X-RateLimit-Max",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Interval-Milliseconds",
+    "X-RateLimit-Limit-Daily",
+    "X-RateLimit-Daily-Remaining",
+    "X-RateLimit-Daily-Reset",
+)
 
 
 def test_rate_limit_headers_on_every_response(cherry_sandbox: CherrySandbox):
@@ -64,15 +70,21 @@ def test_rate_limits_can_be_changed_at_run_time(cherry_sandbox: CherrySandbox):
     cherry_sandbox.set_rate_limits(burst_limit=2, burst_window_seconds=10)
     codes = [cherry_sandbox.get("/v1/practice", 0).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
-    cherry_sandbox.admin("PUT", f"/rate-limits/{cherry_sandbox.practices[0].id}",
-                         json={"burst_limit": 50, "burst_window_seconds": 10})
+    cherry_sandbox.admin(
+        "PUT", f"/rate-limits/{cherry_sandbox.practices[0].id}", json={"burst_limit": 50, "burst_window_seconds": 10}
+    )
     assert cherry_sandbox.get("/v1/practice", 0).status_code == 200
 
 
 @pytest.mark.parametrize(
     ("fault", "status", "retry_after"),
-    [("429", 429, True), ("429_no_retry_after", 429, False), ("500", 500, False), ("502", 502, False),
-     ("503", 503, False)],
+    [
+        ("429", 429, True),
+        ("429_no_retry_after", 429, False),
+        ("500", 500, False),
+        ("502", 502, False),
+        ("503", 503, False),
+    ],
 )
 def test_scripted_faults(cherry_sandbox: CherrySandbox, fault, status, retry_after):
     cherry_sandbox.set_faults(script=[fault], retry_after_seconds=7)

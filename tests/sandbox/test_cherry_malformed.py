@@ -26,8 +26,9 @@ CHECKS = {
     "bad_phone": lambda p: len(re.sub(r"\D", "", p["phone"])) not in (10, 11) or re.search(r"[A-Za-z]", p["phone"]),
     "non_numeric_money": lambda p: not re.match(r"^\d+\.\d{2}$", p["balance_available"] or "x"),
     "impossible_date": lambda p: p["date_of_birth"].endswith("-02-30"),
-    "unknown_status": lambda p: p["account_status"] not in {"ACTIVE", "INACTIVE", "EXPIRED", "DECLINED",
-                                                            "PENDING_REVIEW"},
+    "unknown_status": lambda p: (
+        p["account_status"] not in {"ACTIVE", "INACTIVE", "EXPIRED", "DECLINED", "PENDING_REVIEW"}
+    ),
     "oversize_text": lambda p: len(p["last_name"]) == 10_000,
 }
 
@@ -48,8 +49,12 @@ def test_corrupt_then_repair_a_patient(cherry_sandbox: CherrySandbox, kind):
     event = last_event(cherry_sandbox)
     assert event["type"] == "patient.refreshed" and event["patient_id"] == pid
     assert event["data"] == served  # ...and so does the feed
-    assert {"practice_id": cherry_sandbox.practices[0].id, "object_type": "patient", "id": pid,
-            "kind": kind} in cherry_sandbox.admin("GET", "/malformed")
+    assert {
+        "practice_id": cherry_sandbox.practices[0].id,
+        "object_type": "patient",
+        "id": pid,
+        "kind": kind,
+    } in cherry_sandbox.admin("GET", "/malformed")
     if kind not in ("bad_email", "bad_phone"):  # the contract cannot tell a typo from an address
         assert errors("Patient", served)
 
@@ -61,15 +66,17 @@ def test_corrupt_then_repair_a_patient(cherry_sandbox: CherrySandbox, kind):
     assert not CHECKS[kind](fixed)
     assert fixed["updated_at"] == cherry_sandbox.now() > repaired_at > served["updated_at"]
     assert {k: v for k, v in fixed.items() if k != "updated_at"} == {
-        k: v for k, v in patient.items() if k != "updated_at"}
+        k: v for k, v in patient.items() if k != "updated_at"
+    }
     event = last_event(cherry_sandbox)
     assert event["type"] == "patient.refreshed" and event["data"] == fixed
     assert fixed in cherry_sandbox.fetch_all("/v1/patients", updated_since=repaired_at)
     assert cherry_sandbox.admin("GET", "/malformed") == []
 
 
-@pytest.mark.parametrize("kind", ["missing_id", "non_numeric_money", "impossible_date", "unknown_status",
-                                  "oversize_text"])
+@pytest.mark.parametrize(
+    "kind", ["missing_id", "non_numeric_money", "impossible_date", "unknown_status", "oversize_text"]
+)
 def test_corrupt_then_repair_a_payment(cherry_sandbox: CherrySandbox, kind):
     payment = cherry_sandbox.get("/v1/payments", 0, limit=1).json()["data"][0]
     cherry_sandbox.corrupt(payment["id"], kind, object_type="payment")
@@ -81,7 +88,8 @@ def test_corrupt_then_repair_a_payment(cherry_sandbox: CherrySandbox, kind):
     fixed = cherry_sandbox.get(f"/v1/payments/{payment['id']}", 0).json()
     assert errors("Payment", fixed) == []
     assert {k: v for k, v in fixed.items() if k != "updated_at"} == {
-        k: v for k, v in payment.items() if k != "updated_at"}
+        k: v for k, v in payment.items() if k != "updated_at"
+    }
 
 
 def test_admin_rejects_impossible_corruptions(cherry_sandbox: CherrySandbox):
@@ -131,4 +139,5 @@ def test_same_population_with_or_without_malformed(cherry_sandbox_factory):
     a = {p["id"]: p for p in clean.fetch_all("/v1/patients")}
     b = {p.get("id"): p for p in dirty.fetch_all("/v1/patients")}
     assert {pid: row for pid, row in a.items() if pid not in bad} == {
-        pid: row for pid, row in b.items() if pid not in bad and pid is not None}
+        pid: row for pid, row in b.items() if pid not in bad and pid is not None
+    }

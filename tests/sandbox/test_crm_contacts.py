@@ -312,3 +312,51 @@ def test_concurrent_upserts_of_one_person_make_one_contact(crm_sandbox, loc):
     assert sum(r["new"] for r in results) == 1
     assert len({r["contact"]["id"] for r in results}) == 1
     assert crm_sandbox.location_state(loc, lists=False)["counts"]["contacts"] == 1
+
+
+def _typed_fields(api, loc) -> dict[str, str]:
+    ids = {}
+    for data_type, extra in (("TEXT", {}), ("MONETORY", {}), ("DATE", {}), ("SINGLE_OPTIONS", {"options": ["A", "B"]})):
+        r = api.post(
+            f"/locations/{loc}/customFields", json={"name": f"clear {data_type}", "dataType": data_type, **extra}
+        )
+        assert r.status_code == 201, r.text
+        ids[data_type] = r.json()["customField"]["id"]
+    return ids
+
+
+@pytest.mark.parametrize("data_type", ["TEXT", "MONETORY", "DATE", "SINGLE_OPTIONS"])
+def test_an_empty_string_clears_a_custom_field_of_any_type(api, loc, data_type):
+    fields = _typed_fields(api, loc)
+    value = {"TEXT": "t", "MONETORY": 12.5, "DATE": "2026-03-01", "SINGLE_OPTIONS": "A"}[data_type]
+    contact = upsert(
+        api, loc, email="clear@example.com", customFields=[{"id": fields[data_type], "field_value": value}]
+    )
+    contact_id = contact["contact"]["id"]
+    assert [cf["id"] for cf in contact["contact"]["customFields"]] == [fields[data_type]]
+    r = api.put(f"/contacts/{contact_id}", json={"customFields": [{"id": fields[data_type], "field_value": ""}]})
+    assert r.status_code == 200, r.text
+    assert api.get(f"/contacts/{contact_id}").json()["contact"]["customFields"] == []
+    # Clearing what is already empty is accepted and changes nothing.
+    r = api.put(f"/contacts/{contact_id}", json={"customFields": [{"id": fields[data_type], "field_value": ""}]})
+    assert r.status_code == 200 and api.get(f"/contacts/{contact_id}").json()["contact"]["customFields"] == []
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        pytest.param({"field_value": None}, id="null"),
+        pytest.param({}, id="no-value"),
+        pytest.param({"field_value": " "}, id="blank-for-money"),
+        pytest.param({"field_value": []}, id="empty-list-for-money"),
+    ],
+)
+def test_other_forms_of_clearing_are_refused_and_change_nothing(api, loc, item):
+    fields = _typed_fields(api, loc)
+    contact = upsert(api, loc, email="keep@example.com", customFields=[{"id": fields["MONETORY"], "field_value": 99}])
+    contact_id = contact["contact"]["id"]
+    r = api.put(f"/contacts/{contact_id}", json={"customFields": [{"id": fields["MONETORY"], **item}]})
+    assert r.status_code == 422, r.text
+    assert api.get(f"/contacts/{contact_id}").json()["contact"]["customFields"] == [
+        {"id": fields["MONETORY"], "value": 99}
+    ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from cherry_sync.smart_list.push import _OK, _UNKNOWN, CONTACT_MISSING, CRM_REJECTED, _bulk_outcomes, plan_batches
+from cherry_sync.reasons import ReasonCode
+from cherry_sync.smart_list.push import _OK, _UNKNOWN, _bulk_outcomes, plan_batches
 from cherry_sync.store.smart_lists import ContactChange
 
 TAGS = ("cherry-active", "cherry-balance-5k-plus", "cherry-inactive", "cherry-increase-eligible", "cherry-patient")
@@ -61,7 +62,7 @@ def test_bulk_answers_are_read_per_contact():
     }
     added = _bulk_outcomes(body, batch, "add")
     assert added["c1"] is _OK and added["c4"] is _UNKNOWN
-    assert added["c2"][0] == CONTACT_MISSING and added["c3"][0] == CRM_REJECTED
+    assert added["c2"][0] == ReasonCode.CRM_CONTACT_MISSING and added["c3"][0] == ReasonCode.CRM_REJECTED
     removed = _bulk_outcomes(body, batch, "remove")
     assert removed["c2"] is _OK  # a tag cannot be on a contact that does not exist
     assert _bulk_outcomes({"succeded": False, "errorCount": 1}, batch, "add") == dict.fromkeys(batch, _UNKNOWN)

@@ -14,9 +14,13 @@ import logging
 import pytest
 import requests
 
-from cherry_sync.store.smart_lists import SEGMENTS
+from cherry_sync.hooks.base import RetrySettings
+from cherry_sync.smart_list.segments import SEGMENTS
+from tests.smart_list.conftest import FAST_RETRY, use_window
 
 BULK_ADD = "POST /contacts/bulk/tags/update/{type}"
+PER_CONTACT_ADD = "POST /contacts/{contactId}/tags"
+IN_FLIGHT = pytest.mark.parametrize("in_flight", [1, 4], ids=["one-at-a-time", "4-in-flight"])
 
 
 def _cherry_statuses(env) -> dict[str, str]:
@@ -81,17 +85,108 @@ def test_membership_follows_patients_across_runs_and_unchanged_runs_make_no_call
     assert env.crm_requests() == before
 
 
-def test_a_rejected_bulk_batch_falls_back_to_one_call_per_contact(smart_env):
-    env = smart_env
+@IN_FLIGHT
+def test_a_rejected_bulk_batch_falls_back_to_one_call_per_contact(smart_env, in_flight):
+    env = use_window(smart_env, in_flight)
     contacts = sorted(env.expected_tags())
     env.crm.poison(contacts[3], contacts[10])
+    env.crm.reset_stats()
 
     result = env.smart_list()
 
     env.assert_list_matches()
     assert result["failed"] == 0
     assert result["tag_calls"]["bulk_refused"] >= 1
-    assert 2 <= result["tag_calls"]["per_contact"] <= 2 * 100
+    calls = result["tag_calls"]["per_contact"]
+    assert 2 <= calls <= 2 * 100
+    # One call per contact of the refused batches: no contact twice, none left out.
+    assert env.endpoint_counts()[PER_CONTACT_ADD] == calls
+    _assert_store_matches_the_crm(env)
+    peak = result["tag_calls"]["per_contact_peak_in_flight"]
+    if in_flight == 1:
+        assert peak == 1
+    else:
+        assert 2 <= peak <= in_flight
+        assert env.crm.stats()["by_key"][env.location_id()]["max_concurrent"] >= 2, "calls were answered side by side"
+
+
+def _poisoned_fallback(env) -> list[str]:
+    """Poison two members: their bulk batches fall back to per-contact calls. Returns every member contact."""
+    contacts = sorted(env.expected_tags())
+    env.crm.poison(contacts[3], contacts[10])
+    return contacts
+
+
+def _assert_store_matches_the_crm(env) -> None:
+    """What the store records as confirmed is what the CRM holds, contact by contact; nothing is left pending when
+    every call was answered; no tag twice on a contact."""
+    crm = env.crm_tags()
+    recorded = env.store.contact_tags(env.slug())
+    assert {cid: t.confirmed for cid, t in recorded.items() if t.confirmed} == crm
+    assert all(not t.pending for t in recorded.values())
+    for contact in env.crm_contacts().values():
+        tags = contact.get("tags") or []
+        assert len(tags) == len(set(tags))
+
+
+@pytest.mark.parametrize("fault", ["write_then_500", "429", "hang"])
+def test_per_contact_fallback_under_faults_loses_and_repeats_nothing(sqlite_smart_env, fault):
+    in_flight = 4
+    env = use_window(sqlite_smart_env, in_flight)
+    env.retry = RetrySettings(**{**FAST_RETRY.__dict__, "max_attempts": 8, "read_timeout": 1.0})
+    contacts = _poisoned_fallback(env)
+    per_contact = [f"/contacts/{cid}/tags" for cid in contacts]  # not the bulk calls, not the searches
+    if fault == "write_then_500":
+        # The tags are applied, the answer is a 500: the hook sends the call again (adding a tag twice is harmless).
+        env.set_faults(write_then_500_share=0.3, path_prefixes=per_contact, seed=7)
+    elif fault == "429":
+        # A storm on the first calls out (all of them refused at once), then one call in five refused.
+        env.set_faults(
+            script=["429_no_retry_after"] * 3 * in_flight,
+            rate_limited_share=0.05,
+            rate_limited_no_retry_after_share=0.15,
+            retry_after_seconds=0,
+            path_prefixes=per_contact,
+            seed=7,
+        )
+    else:
+        # One call sits past the client's 1 s read timeout and is applied late; the hook sends it again meanwhile.
+        env.set_faults(script=["hang"], hang_seconds=1.3, path_prefixes=per_contact)
+
+    result = env.smart_list()
+
+    env.clear_faults()
+    assert result["failed"] == 0 and result["tag_calls"]["bulk_refused"] >= 1
+    assert sum(env.crm.fired_faults().values()) >= 1, "the faults did fire"
+    env.assert_list_matches()
+    _assert_store_matches_the_crm(env)
+    before = env.crm_requests()
+    env.smart_list()
+    assert env.crm_requests() == before, "nothing left to send"
+
+
+def test_an_error_that_stops_the_run_mid_fallback_records_what_the_crm_confirmed(sqlite_smart_env):
+    env = use_window(sqlite_smart_env, 4)
+    contacts = _poisoned_fallback(env)
+    # Every call for one of the refused batch's contacts fails: past the hook's retries, the run stops.
+    env.set_faults(server_error_share=1.0, path_prefixes=[f"/contacts/{contacts[3]}/tags"])
+
+    with pytest.raises(Exception, match="server_error"):
+        env.smart_list()
+
+    env.clear_faults()
+    # Calls answered before the run stopped are recorded as confirmed, exactly those; the failed contact and the
+    # calls never sent keep their tags pending (sent again next run).
+    crm = env.crm_tags()
+    recorded = env.store.contact_tags(env.slug())
+    assert {cid: t.confirmed for cid, t in recorded.items() if t.confirmed} == crm
+    assert recorded[contacts[3]].pending and not recorded[contacts[3]].confirmed
+    assert contacts[3] not in crm
+
+    result = env.smart_list()
+    env.assert_list_matches()
+    assert result["failed"] == 0
+    _assert_store_matches_the_crm(env)
 
 
 def test_failures_are_retried_until_the_crm_matches(smart_env):

@@ -1,4 +1,4 @@
-"""Media-library store queries (issue 6): folders, the upload ledger, the asset catalogue. SQLite and PostgreSQL."""
+"""Media-library store queries: folders, the upload ledger, the asset catalogue. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

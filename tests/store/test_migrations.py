@@ -6,15 +6,20 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, inspect
+from sqlalchemy import Column, Integer, MetaData, inspect, select
+from sqlalchemy.exc import IntegrityError
 
-from cherry_sync.store import engine_from_url, migrate
+from cherry_sync.store import SyncStore, engine_from_url, migrate
 from cherry_sync.store.migrate import VERSION_TABLE, current_revision, head_revision
-from cherry_sync.store.schema import metadata
+from cherry_sync.store.schema import metadata, rejected_records
+from tests.store.conftest import make_practice
 
 REPO = Path(__file__).resolve().parents[2]
 # The core tables; later features add theirs (all of them must be in schema.py's metadata, checked below).
@@ -101,3 +106,31 @@ def test_concurrent_migrations_from_two_processes(store_url):
     assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
     assert current_revision(engine) == head_revision()
     assert _diff(engine, metadata) == []
+
+
+def test_0005_keeps_existing_rejections_as_rejections_and_allows_only_known_kinds(store_url):
+    engine = engine_from_url(store_url)
+    migrate(engine, "0004_reports")
+    SyncStore(engine).sync_practices([make_practice("glow-aesthetics")])
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    row = {
+        "practice_slug": "glow-aesthetics",
+        "entity": "patient",
+        "stage": "match",
+        "reason_code": "contact_conflict",
+        "message": "",
+        "attempts": 1,
+        "first_seen_at": now,
+        "last_seen_at": now,
+    }
+    # Written as a 0004 store would: without the column.
+    legacy = sa.table("rejected_records", *(sa.column(name) for name in [*row, "source_id"]))
+    with engine.begin() as conn:
+        conn.execute(legacy.insert().values(**row, source_id="p1"))
+
+    migrate(engine)
+
+    with engine.begin() as conn:
+        assert conn.execute(select(rejected_records.c.kind)).scalars().all() == ["rejection"]
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(rejected_records.insert().values(**row, source_id="p2", kind="notice"))

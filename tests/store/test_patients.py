@@ -152,3 +152,14 @@ def test_empty_inputs_do_nothing(store, slug):
     assert store.upsert_patient_snapshots(slug, []) == set()
     assert store.get_patient_states(slug, []) == {}
     assert store.mark_written(slug, []) == 0
+
+
+def test_mark_written_keeps_what_the_contact_holds(store, slug):
+    store.upsert_patient_snapshots(slug, [patient("p1"), patient("p2")])
+    held = {"id": "contact-1", "firstName": "A", "customFields": [{"id": "f1", "value": 12.5}]}
+    store.mark_written(slug, [("p1", "contact-1", "hash-1", held), ("p2", "contact-2", "hash-2")])
+    states = store.get_patient_states(slug, ["p1", "p2"])
+    assert states["p1"].written_contact == held
+    assert states["p2"].written_contact is None
+    store.mark_written(slug, [("p1", "contact-1", "hash-3", None)])
+    assert store.get_patient_states(slug, ["p1"])["p1"].written_contact is None

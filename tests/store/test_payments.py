@@ -56,3 +56,22 @@ def test_new_payment_snapshot_keeps_applied_state(store, slug):
 
     state = store.get_payments(slug, ["L-1"])["L-1"]
     assert (state.status, state.applied_status, state.crm_opportunity_id) == ("REFUNDED", "FUNDED", "opp-1")
+
+
+def test_opportunity_ids_by_patient_come_from_the_latest_payment_applied_in_that_state(store, slug):
+    store.upsert_payments(slug, [payment("L-1", "p1"), payment("L-2", "p1", minutes=1), payment("L-3", "p2")])
+    store.upsert_payments(slug, [payment("L-4", "p3"), payment("L-5", "p4")])
+    store.mark_payment_applied(slug, [("L-1", "FUNDED", "opp-old"), ("L-3", "FUNDED", "opp-3")])
+    since = store.get_payments(slug, ["L-1"])["L-1"].applied_at
+    store.mark_payment_applied(slug, [("L-2", "FUNDED", "opp-new")])
+    store.mark_payment_applied(slug, [("L-4", "REFUNDED", "opp-4")])  # another state: not counted
+
+    found = store.get_opportunity_ids(
+        slug, ["p1", "p2", "p3", "p4", "p-404"], applied_status="FUNDED", applied_since=since
+    )
+    assert found == {"p1": "opp-new", "p2": "opp-3"}
+
+    later = store.get_payments(slug, ["L-2"])["L-2"].applied_at
+    assert store.get_opportunity_ids(slug, ["p1", "p2"], applied_status="FUNDED", applied_since=later) == {
+        "p1": "opp-new"
+    }

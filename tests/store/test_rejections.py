@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cherry_sync.store import Rejection
+from cherry_sync.store.models import REJECTION, WARNING
 from tests.store.conftest import T0, make_practice
 
 
@@ -83,3 +84,33 @@ def test_messages_are_redacted_and_clipped(store, slug):
     [record] = store.open_rejections(slug)
     assert "jane@example.com" not in record.message
     assert len(record.message) <= 500
+
+
+def test_warnings_are_kept_beside_rejections_and_counted_apart(store, slug):
+    store.record_rejections(
+        slug,
+        [
+            Rejection("patient", "p1", "match", "contact_conflict", "resolves to CRM contact c1"),
+            Rejection("patient", "p2", "match", "shared_contact_point", "phone: held by CRM contact c1", WARNING),
+        ],
+    )
+
+    assert {(r.source_id, r.kind) for r in store.open_rejections(slug)} == {("p1", REJECTION), ("p2", WARNING)}
+    assert [r.source_id for r in store.open_rejections(slug, kind=WARNING)] == ["p2"]
+    assert store.rejection_counts(slug) == {"contact_conflict": 1}
+    assert store.warning_counts(slug) == {"shared_contact_point": 1}
+    assert store.open_source_ids(slug, "patient", "shared_contact_point") == ["p2"]
+
+    # Resolved like a rejection once the record syncs in full.
+    store.resolve_rejections(slug, "patient", ["p2"])
+    assert store.warning_counts(slug) == {}
+    assert store.open_source_ids(slug, "patient", "shared_contact_point") == []
+
+
+def test_a_rejection_that_becomes_a_warning_changes_kind(store, slug):
+    store.record_rejections(slug, [Rejection("patient", "p1", "match", "contact_conflict")])
+    store.record_rejections(slug, [Rejection("patient", "p1", "match", "shared_contact_point", "", WARNING)])
+
+    [record] = store.open_rejections(slug)
+    assert (record.kind, record.reason_code, record.attempts) == (WARNING, "shared_contact_point", 2)
+    assert store.rejection_counts(slug) == {}

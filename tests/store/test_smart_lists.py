@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import JSON, column, insert, select, table, update
 
 from cherry_sync.registry import PracticeConfig
-from cherry_sync.smart_list.segments import SegmentPlan, segments_of
+from cherry_sync.smart_list.segments import SEGMENTS, SegmentPlan, segments_of
 from cherry_sync.store import PatientSnapshot, SyncStore, engine_from_url, migrate
 from cherry_sync.store.column_types import UTCDateTime
 from cherry_sync.store.engine import dispose_engine
 from cherry_sync.store.schema import cherry_patients
-from cherry_sync.store.smart_lists import SEGMENTS, ContactChange, ContactTags, tag_set, tag_text
+from cherry_sync.store.smart_lists import ContactChange, ContactTags, tag_set, tag_text
 
 SLUG = "glow"
 OTHER = "lumen"
@@ -265,6 +265,57 @@ def test_increase_eligible_is_mirrored_into_its_column_and_read_from_json_when_m
     members = {m.patient_id: m.segments for m in smart_store.smart_list_members(SLUG, PLAN.threshold)}
 
     assert "increase_eligible" in members["p1"] and "increase_eligible" not in members["p2"]
+
+
+# Where SQL and Python could part ways: the threshold to the cent, no balance, no status, a status in another case,
+# a flag that is false, missing, or only in the snapshot (its column cleared).
+EDGE_MEMBERS = {
+    "at-threshold": {"status": "ACTIVE", "balance": "{t}", "increase": True},
+    "a-cent-under": {"status": "ACTIVE", "balance": "{under}", "increase": False},
+    "a-cent-over": {"status": "INACTIVE", "balance": "{over}", "increase": None},
+    "no-balance": {"status": "ACTIVE", "balance": None, "increase": False},
+    "no-status": {"status": None, "balance": "{t}", "increase": None},
+    "lowercase-status": {"status": "active", "balance": "0.00", "increase": True},
+    "inactive-zero": {"status": "INACTIVE", "balance": "0.00", "increase": False},
+    "expired-rich": {"status": "EXPIRED", "balance": "900000.00", "increase": True},
+    "flag-only-in-snapshot": {"status": "PENDING_REVIEW", "balance": "{t}", "increase": True, "clear_column": True},
+    "no-flag-anywhere": {"status": "DECLINED", "balance": None, "increase": None, "clear_column": True},
+}
+
+
+@pytest.mark.parametrize("threshold", [PLAN.threshold, Decimal("0.00"), Decimal("0.01")], ids=str)
+def test_sql_and_python_segments_agree_on_edge_values(smart_store, threshold):
+    """The store's SQL and `segments_of` are both derived from `SEGMENT_DEFINITIONS`; they must agree value for value."""
+    patients = Patients(smart_store)
+    amounts = {"t": threshold, "under": max(threshold - Decimal("0.01"), Decimal("0.00")), "over": threshold + 1}
+    cleared = []
+    for patient_id, edge in EDGE_MEMBERS.items():
+        balance = (
+            None if edge["balance"] is None else edge["balance"].format(**{k: f"{v:.2f}" for k, v in amounts.items()})
+        )
+        patients.put(patient_id, status=edge["status"], balance=balance, increase=edge["increase"])
+        if edge.get("clear_column"):
+            cleared.append(patient_id)
+    with smart_store.engine.begin() as conn:
+        conn.execute(
+            update(cherry_patients).where(cherry_patients.c.patient_id.in_(cleared)).values(increase_eligible=None)
+        )
+
+    in_sql = {m.patient_id: m.segments for m in smart_store.smart_list_members(SLUG, threshold)}
+    in_python = {
+        patient_id: segments_of(row["status"], row["balance"], row["increase"], threshold)
+        for patient_id, row in patients.rows.items()
+    }
+
+    assert in_sql == in_python
+    assert in_sql["at-threshold"] >= {"all", "active", "balance_over_threshold", "increase_eligible"}
+    assert "balance_over_threshold" not in in_sql["no-balance"]
+    assert in_sql["no-status"] >= {"inactive"} and "active" not in in_sql["lowercase-status"]
+    assert (
+        "increase_eligible" in in_sql["flag-only-in-snapshot"] and "increase_eligible" not in in_sql["no-flag-anywhere"]
+    )
+    counts = Counter(name for segments in in_python.values() for name in segments)
+    assert smart_store.smart_list_counts(SLUG, threshold) == {name: counts[name] for name in SEGMENTS}
 
 
 def test_migration_fills_increase_eligible_for_existing_rows(store_url):

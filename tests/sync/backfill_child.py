@@ -11,38 +11,30 @@ from __future__ import annotations
 import json
 import sys
 
-from airflow.sdk import Connection
-
+from cherry_sync.context import PracticeContext
 from cherry_sync.hooks.base import RetrySettings
-from cherry_sync.hooks.cherry import CherryHook
-from cherry_sync.hooks.crm import AesthetixCrmHook
 from cherry_sync.hooks.pacing import MemoryPacer
 from cherry_sync.registry import PracticeConfig
 from cherry_sync.store import SyncStore, engine_from_url
-from cherry_sync.sync.practice_runs import PracticeContext, backfill_practice
+from cherry_sync.sync.practice_runs import backfill_practice
+from tests.fixtures.hooks import cherry_hook, crm_hook
 
 
 def main(spec: dict) -> dict:
     practice = PracticeConfig.model_validate(spec["practice"])
     pacer = MemoryPacer()
     retry = RetrySettings(backoff_initial=0.01, backoff_max=0.1, read_timeout=2.0)
-    cherry = CherryHook(
-        practice.cherry_conn_id,
-        connection=Connection(conn_id="c", conn_type="http", host=spec["cherry_url"], password=spec["cherry_key"]),
-        pacer=pacer,
-        retry=retry,
+    cherry = cherry_hook(
+        spec["cherry_url"], conn_id=practice.cherry_conn_id, api_key=spec["cherry_key"], retry=retry, pacer=pacer
     )
-    crm = AesthetixCrmHook(
-        practice.crm_conn_id,
-        connection=Connection(
-            conn_id="k",
-            conn_type="http",
-            host=spec["crm_url"],
-            password=spec["crm_token"],
-            extra=json.dumps({"location_id": spec["location_id"], "burst_window_seconds": 1}),
-        ),
-        pacer=pacer,
+    crm = crm_hook(
+        spec["crm_url"],
+        conn_id=practice.crm_conn_id,
+        token=spec["crm_token"],
+        location_id=spec["location_id"],
         retry=retry,
+        pacer=pacer,
+        burst_window_seconds=1,
     )
     store = SyncStore(engine_from_url(spec["store_url"]))
     ctx = PracticeContext(practice=practice, store=store, cherry=cherry, crm=crm)

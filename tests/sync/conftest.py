@@ -1,7 +1,8 @@
 """Sync engine test harness: real Cherry and CRM sandboxes, a real store, and `PracticeContext`s over them.
 
-`sync_env` (on every store backend, through the `store` fixture) gives a `SyncEnv`; `sync_env_factory` builds
-more of them (other sandbox sizes, faults, or a second store) in one test. Time is scaled so tests stay fast:
+`sync_env` (on every store backend, through the `store` fixture) gives a `SyncEnv`, the shared `SandboxEnv`
+(tests/fixtures/sandbox_env.py) with the sync's sizes and helpers; `sync_env_factory` builds more of them (other
+sandbox sizes, faults, or a second store) in one test. Time is scaled so tests stay fast:
 the CRM sandbox allows 100 requests per 1 s per location (HighLevel: 100 per 10 s) and the hook paces itself
 at 95 per 1 s (`burst_window_seconds: 1` in the connection extras); retries back off from 10 ms, and a read
 times out after 1 s.
@@ -15,105 +16,43 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from airflow.sdk import Connection
 
+from cherry_sync.context import PracticeContext
 from cherry_sync.hooks.base import RetrySettings
-from cherry_sync.hooks.cherry import CherryHook
-from cherry_sync.hooks.crm import AesthetixCrmHook
-from cherry_sync.hooks.pacing import MemoryPacer
-from cherry_sync.registry import PracticeConfig
-from cherry_sync.store import SyncStore, engine_from_url, migrate
-from cherry_sync.store.engine import dispose_engine
-from cherry_sync.sync.practice_runs import PracticeContext
+from cherry_sync.store import SyncStore
 from sandbox.cherry.testing import CherrySandbox
-from sandbox.crm.testing import CrmSandbox, start_crm_sandbox
+from tests.fixtures.sandbox_env import SandboxEnv, SandboxEnvs
 
-CRM_LIMITS = {"burst_limit": 100, "burst_window_seconds": 1.0}
-FAST_RETRY = RetrySettings(backoff_initial=0.01, backoff_max=0.1, read_timeout=1.0, max_elapsed_seconds=60.0)
 # A fixed clock, so two sandboxes started in one test (or on different days) hold the same data.
 SMALL = {"seed": 11, "practices": 2, "patients_per_practice": 60, "now": "2026-06-01T00:00:00Z"}
-WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
-READS_BY_POST = frozenset({"POST /contacts/search"})
-
-
-def is_write(endpoint: str) -> bool:
-    """A request that changes CRM state (`POST /contacts/search` is a read sent as POST)."""
-    return endpoint.split(" ", 1)[0] in WRITE_METHODS and endpoint not in READS_BY_POST
 
 
 @dataclass
-class SyncEnv:
+class SyncEnv(SandboxEnv):
     """Two sandboxes and a store; practice i is Cherry practice i synced into CRM location i."""
 
-    cherry: CherrySandbox
-    crm: CrmSandbox
-    store: SyncStore
-    pacer: MemoryPacer = field(default_factory=MemoryPacer)
-    retry: RetrySettings = FAST_RETRY
-    practices: dict[int, PracticeConfig] = field(default_factory=dict)
+    cherry_settings: ClassVar[dict[str, Any]] = SMALL
+
     cache: dict[str, Any] = field(default_factory=dict)  # for tests' own memoised look-ups
 
-    # -- practices and contexts ------------------------------------------------------------------
-
-    def practice(self, index: int = 0, **options: Any) -> PracticeConfig:
-        info = self.cherry.practices[index]
-        config = PracticeConfig.model_validate(
-            {
-                "slug": f"practice-{index}",
-                "display_name": info.name[:200] or f"Practice {index}",
-                "timezone": info.timezone,
-                "cherry_conn_id": f"cherry_{index}",
-                "crm_conn_id": f"crm_{index}",
-                "options": options,
-            }
-        )
-        self.store.sync_practices([config])
-        self.practices[index] = config
-        return config
-
-    def make_ctx(self, index: int = 0, *, retry: RetrySettings | None = None, **options: Any) -> PracticeContext:
+    def make_ctx(
+        self, index: int = 0, *, retry: RetrySettings | None = None, crm_extra: dict | None = None, **options: Any
+    ) -> PracticeContext:
         """A fresh context (new hooks, so call counters start at zero) for practice `index`.
+
+        `crm_extra` adds CRM connection extras (e.g. `{"max_in_flight": 1}`: one write at a time).
 
         Options are the registry's practice options (e.g. `opportunity={...}`); without any, the options of
         the last `make_ctx`/`practice` call for this index are kept.
         """
-        practice = self.practice(index, **options) if options or index not in self.practices else self.practices[index]
-        info = self.cherry.practices[index]
-        loc = self.crm.locations[index]
-        retry = retry or self.retry
-        cherry = CherryHook(
-            practice.cherry_conn_id,
-            connection=Connection(
-                conn_id=practice.cherry_conn_id, conn_type="http", host=self.cherry.base_url, password=info.api_key
-            ),
-            pacer=self.pacer,
-            retry=retry,
-        )
-        crm = AesthetixCrmHook(
-            practice.crm_conn_id,
-            connection=Connection(
-                conn_id=practice.crm_conn_id,
-                conn_type="http",
-                host=self.crm.base_url,
-                password=loc.token,
-                extra=json.dumps({"location_id": loc.id, "burst_window_seconds": 1}),
-            ),
-            pacer=self.pacer,
-            retry=retry,
-        )
-        return PracticeContext(practice=practice, store=self.store, cherry=cherry, crm=crm)
-
-    def slug(self, index: int = 0) -> str:
-        return f"practice-{index}"
-
-    def location_id(self, index: int = 0) -> str:
-        return self.crm.locations[index].id
+        if options:
+            self.practice(index, **options)
+        return self.context(index, retry=retry, crm_extra=crm_extra)
 
     # -- sources ---------------------------------------------------------------------------------
 
@@ -131,19 +70,6 @@ class SyncEnv:
 
     def canonical(self, index: int = 0) -> dict:
         return canonical_state(self.crm_state(index))
-
-    def endpoint_counts(self, index: int = 0) -> Counter:
-        """Requests per endpoint that reached the CRM for location `index` since the last stats reset."""
-        by_key = self.crm.stats()["by_key"].get(self.location_id(index), {})
-        return Counter(by_key.get("endpoints", {}))
-
-    def crm_writes(self, index: int = 0) -> Counter:
-        """Write requests (any status) that reached the CRM for the location since the last stats reset."""
-        return Counter({ep: n for ep, n in self.endpoint_counts(index).items() if is_write(ep)})
-
-    def status_codes(self, index: int = 0) -> Counter:
-        by_key = self.crm.stats()["by_key"].get(self.location_id(index), {})
-        return Counter(by_key.get("status_codes", {}))
 
 
 def canonical_state(state: dict) -> dict:
@@ -208,54 +134,21 @@ def duplicates_by_contact_point(contacts: list[dict]) -> dict[str, int]:
 # -- fixtures ------------------------------------------------------------------------------------
 
 
-def new_sqlite_store(path: Path) -> SyncStore:
-    """A migrated SQLite store at `path` (for a second, independent store in one test)."""
-    url = f"sqlite:///{path}"
-    engine = engine_from_url(url)
-    migrate(engine)
-    return SyncStore(engine)
-
-
 @pytest.fixture
-def sync_env_factory(store: SyncStore, tmp_path) -> Iterator[Callable[..., SyncEnv]]:
+def sync_env_factory(store: SyncStore, sandbox_envs: SandboxEnvs) -> Callable[..., SyncEnv]:
     """`make(store=None, crm=None, cherry_of=None, **cherry_overrides)`: new sandboxes; the first env gets the
     test's store, later ones (or `store="sqlite"`) a fresh SQLite store of their own. `crm` overrides CRM sandbox
     settings; `cherry_of=env` reuses that env's Cherry sandbox (same source) with a fresh CRM."""
-    made: list[SyncEnv] = []
-    extra_urls: list[str] = []
-
     test_store = store
 
     def make(
         store: SyncStore | str | None = None, crm: dict | None = None, cherry_of: SyncEnv | None = None, **cherry: Any
     ) -> SyncEnv:
-        if isinstance(store, SyncStore):
-            chosen = store
-        elif store == "sqlite" or made:
-            path = tmp_path / f"extra-store-{len(extra_urls)}.db"
-            extra_urls.append(f"sqlite:///{path}")
-            chosen = new_sqlite_store(path)
-        else:
-            chosen = test_store
-        if cherry_of is not None:  # the same Cherry source, fresh CRM and store
-            cherry_sandbox = cherry_of.cherry
-            practices = len(cherry_sandbox.practices)
-        else:
-            cherry_sandbox = CherrySandbox.start(**{**SMALL, **cherry})
-            practices = cherry_sandbox.config.practices
-        crm_settings = {"locations": practices, "rate_limits": CRM_LIMITS, **(crm or {})}
-        crm_sandbox = start_crm_sandbox(**crm_settings)
-        env = SyncEnv(cherry_sandbox, crm_sandbox, chosen)
-        made.append(env)
-        return env
+        if not isinstance(store, SyncStore):
+            store = "sqlite" if store == "sqlite" or sandbox_envs.built else test_store
+        return sandbox_envs.build(SyncEnv, store=store, cherry=cherry, crm=crm, cherry_of=cherry_of)
 
-    yield make
-    for env in made:
-        env.cherry.stop(wait=False)
-        env.crm.stop(wait=False)
-        env.pacer.close()
-    for url in extra_urls:
-        dispose_engine(url)
+    return make
 
 
 @pytest.fixture
@@ -340,9 +233,26 @@ def shared_contact_points(patients: list[dict]) -> set[str]:
     return {key for key, n in counts.items() if n > 1}
 
 
+def family_contact_points(patients: list[dict]) -> set[str]:
+    """Every e-mail and phone of the patients who share one with another patient (see `shared_contact_points`)."""
+    from cherry_sync.domain import normalise_phone
+    from cherry_sync.domain.contact_points import email_match_key
+
+    shared = shared_contact_points(patients)
+    points: set[str] = set()
+    for row in patients:
+        keys = {email_match_key(row["email"]) if row.get("email") else None}
+        keys.add(normalise_phone(row["phone"]) if row.get("phone") else None)
+        keys.discard(None)
+        if keys & shared:
+            points |= keys
+    return points
+
+
 def without_shared(state: dict, shared: set[str]) -> dict:
     """`state` minus contacts (and their opportunities) on a shared e-mail or phone: which family member
-    owns such a contact depends on who was synced first, so two runs in different orders may differ there."""
+    holds the shared point (and whose contact is written without it) depends on who was synced first, so two
+    runs in different orders may differ there. Pass `family_contact_points` to drop family members' contacts."""
 
     def family(row: dict) -> bool:
         return (row.get("email") or "").lower() in shared or row.get("phone") in shared

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from cherry_sync.store.models import REJECTION
 from cherry_sync.sync.practice_runs import backfill_practice, refresh_practice
 from tests.sync.conftest import SyncEnv
 
@@ -115,7 +116,7 @@ def test_seeded_malformed_share_run_succeeds(sync_env_factory) -> None:
     served = env.cherry_patients(0)
     assert any(True for _ in malformed)
 
-    rejected = {r.source_id: r.reason_code for r in env.store.open_rejections(slug)}
+    rejected = {r.source_id: r.reason_code for r in env.store.open_rejections(slug, kind=REJECTION)}
     synced = {s.patient_id for s in env.store.iter_patient_states(slug) if s.crm_contact_id}
     for row in served:
         patient_id = row.get("id")

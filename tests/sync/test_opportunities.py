@@ -197,3 +197,190 @@ def test_an_older_payment_settling_leaves_the_newer_payments_opportunity(sync_en
     refresh_practice(env.make_ctx(0), page_size=PAGE)
     [opp1] = _opportunities_by_contact(env)[states[first["id"]].crm_contact_id]
     assert opp1["status"] == "lost"
+
+
+# -- opportunities the store already knows: written without a search -------------------------------------
+
+SEARCH = "GET /opportunities/search"
+
+
+def _buyers(env: SyncEnv, n: int) -> list[dict]:
+    """`n` active patients with a CRM contact of their own (no family sharing a point) and room to spend."""
+    shared = shared_contact_points(env.cherry_patients(0))
+    rows = [
+        r
+        for r in env.cherry_patients(0, status="ACTIVE")
+        if Decimal(r["balance_available"] or 0) >= 1000 and not _family(env, r["id"], shared)
+    ]
+    states = env.store.get_patient_states(env.slug(0), [r["id"] for r in rows])
+    chosen = [r for r in rows if states.get(r["id"]) and states[r["id"]].crm_contact_id]
+    assert len(chosen) >= n, "the seed should give enough patients able to buy"
+    return chosen[:n]
+
+
+def _contact_of(env: SyncEnv, patient_id: str) -> str:
+    return env.store.get_patient_states(env.slug(0), [patient_id])[patient_id].crm_contact_id
+
+
+def test_known_opportunities_are_written_without_a_search(sync_env: SyncEnv) -> None:
+    """Refunds, partial refunds and cancellations of a payment whose won opportunity the store recorded, and a
+    patient's next payment, go straight to the opportunity: no `GET /opportunities/search`."""
+    env = sync_env
+    slug = env.slug(0)
+    backfill_practice(env.make_ctx(0, opportunity=OPPORTUNITY), page_size=PAGE)
+    refund, partial, cancel, repeat = _buyers(env, 4)
+    first = {r["id"]: new_payment(env.cherry, r["id"], "300.00") for r in (refund, partial, cancel, repeat)}
+    env.crm.reset_stats()
+    refresh_practice(env.make_ctx(0), page_size=PAGE)
+    # Nothing known yet: is there an opportunity for each contact? One listing of the (small) pipeline answers
+    # for the four contacts at once, instead of a search each; then a create each.
+    assert env.endpoint_counts(0)[SEARCH] == 1
+    assert _opportunity_writes(env) == {"POST /opportunities/": 4}
+    recorded = {
+        pid: state.crm_opportunity_id
+        for pid, state in env.store.get_payments(slug, [p["id"] for p in first.values()]).items()
+    }
+    opportunity_of = {pid: recorded[p["id"]] for pid, p in first.items()}
+
+    refunded = settle_payment(env.cherry, first[refund["id"]]["id"], "refund")
+    partly = settle_payment(env.cherry, first[partial["id"]]["id"], "partial")
+    settle_payment(env.cherry, first[cancel["id"]]["id"], "cancel")
+    second = new_payment(env.cherry, repeat["id"], "450.00")
+    assert refunded["status"] == "REFUNDED"
+
+    env.crm.reset_stats()
+    summary = refresh_practice(env.make_ctx(0), page_size=PAGE)
+    assert summary.events.payments_applied == 4
+    assert env.endpoint_counts(0)[SEARCH] == 0
+    # One write each: the status of the refunded and the cancelled one, the value of the partly refunded one and
+    # of the repeat buyer's (already won, so no status write).
+    assert _opportunity_writes(env) == {"PUT /opportunities/{id}/status": 2, "PUT /opportunities/{id}": 2}
+    by_id = {o["id"]: o for opps in _opportunities_by_contact(env).values() for o in opps}
+    assert by_id[opportunity_of[refund["id"]]]["status"] == "lost"
+    assert by_id[opportunity_of[cancel["id"]]]["status"] == "abandoned"
+    lowered = by_id[opportunity_of[partial["id"]]]
+    assert Decimal(str(lowered["monetaryValue"])) == Decimal("300.00") - Decimal(partly["refund_amount"])
+    repeated = by_id[opportunity_of[repeat["id"]]]
+    assert repeated["status"] == "won" and Decimal(str(repeated["monetaryValue"])) == Decimal(second["amount"])
+    assert env.store.get_payments(slug, [second["id"]])[second["id"]].crm_opportunity_id == repeated["id"]
+    assert len(_opportunities_by_contact(env)[_contact_of(env, repeat["id"])]) == 1
+
+    # A re-run with nothing new makes no CRM write and no search.
+    env.crm.reset_stats()
+    refresh_practice(env.make_ctx(0), page_size=PAGE)
+    assert env.crm_writes(0) == {}
+    assert env.endpoint_counts(0)[SEARCH] == 0
+
+
+def test_an_opportunity_deleted_in_the_crm_falls_back_to_the_search(sync_env: SyncEnv) -> None:
+    """A direct write answered 404 (staff deleted the opportunity) searches as before: a refund then has nothing
+    left to mark, and the patient's next payment gets a new opportunity, which later payments go straight to."""
+    env = sync_env
+    slug = env.slug(0)
+    backfill_practice(env.make_ctx(0, opportunity=OPPORTUNITY), page_size=PAGE)
+    refunder, buyer = _buyers(env, 2)
+    paid = {r["id"]: new_payment(env.cherry, r["id"], "300.00") for r in (refunder, buyer)}
+    refresh_practice(env.make_ctx(0), page_size=PAGE)
+    staff = env.crm.client(0)
+    for payment in paid.values():
+        opportunity_id = env.store.get_payments(slug, [payment["id"]])[payment["id"]].crm_opportunity_id
+        staff.delete(f"/opportunities/{opportunity_id}").raise_for_status()
+    assert env.crm_state(0)["counts"]["opportunities"] == 0
+
+    settle_payment(env.cherry, paid[refunder["id"]]["id"], "refund")
+    again = new_payment(env.cherry, buyer["id"], "200.00")
+    env.crm.reset_stats()
+    summary = refresh_practice(env.make_ctx(0), page_size=PAGE)
+
+    assert summary.events.payments_applied == 2
+    assert env.status_codes(0)["404"] == 2  # both direct writes
+    assert env.endpoint_counts(0)[SEARCH] == 2  # ... then today's search, once each
+    # The two direct writes answered 404, then the refund found nothing to mark and the payment created anew.
+    assert _opportunity_writes(env) == {
+        "PUT /opportunities/{id}/status": 1,
+        "PUT /opportunities/{id}": 1,
+        "POST /opportunities/": 1,
+    }
+    [created] = _opportunities_by_contact(env)[_contact_of(env, buyer["id"])]
+    assert created["name"] == f"Cherry payment {again['id']}"
+    assert created["status"] == "won" and Decimal(str(created["monetaryValue"])) == Decimal("200.00")
+    assert _contact_of(env, refunder["id"]) not in _opportunities_by_contact(env)
+    states = env.store.get_payments(slug, [paid[refunder["id"]]["id"], again["id"]])
+    assert states[paid[refunder["id"]]["id"]].applied_status == "REFUNDED"
+    assert states[again["id"]].crm_opportunity_id == created["id"]
+
+    env.crm.reset_stats()
+    refresh_practice(env.make_ctx(0), page_size=PAGE)
+    assert env.crm_writes(0) == {}
+
+    # The new opportunity is known now: the next payment goes straight to it.
+    third = new_payment(env.cherry, buyer["id"], "150.00")
+    env.crm.reset_stats()
+    refresh_practice(env.make_ctx(0), page_size=PAGE)
+    assert env.endpoint_counts(0)[SEARCH] == 0
+    assert _opportunity_writes(env) == {"PUT /opportunities/{id}": 1}
+    [same] = _opportunities_by_contact(env)[_contact_of(env, buyer["id"])]
+    assert same["id"] == created["id"] and Decimal(str(same["monetaryValue"])) == Decimal(third["amount"])
+
+
+def test_ids_recorded_for_another_pipeline_are_searched_again(sync_env: SyncEnv) -> None:
+    """After the practice's pipeline changes, the opportunity ids recorded before point into the old pipeline:
+    they are not written to. The next payment searches the new pipeline (and creates its opportunity there), a
+    refund of an old payment leaves the old opportunity alone, and ids recorded from then on are used again."""
+    env = sync_env
+    slug = env.slug(0)
+    backfill_practice(env.make_ctx(0, opportunity=OPPORTUNITY), page_size=PAGE)
+    [buyer] = _buyers(env, 1)
+    old = new_payment(env.cherry, buyer["id"], "300.00")
+    refresh_practice(env.make_ctx(0), page_size=PAGE)
+    [old_opportunity] = _opportunities_by_contact(env)[_contact_of(env, buyer["id"])]
+
+    env.crm.add_pipeline(env.location_id(0), "Cherry Financing", ["Applied", "Funded"])
+    moved = {"pipeline": "Cherry Financing", "stage": "Funded"}
+    settle_payment(env.cherry, old["id"], "refund")
+    new = new_payment(env.cherry, buyer["id"], "250.00")
+    env.crm.reset_stats()
+    refresh_practice(env.make_ctx(0, opportunity=moved), page_size=PAGE)
+
+    assert env.endpoint_counts(0)[SEARCH] == 2  # nothing trusted: the refund and the payment search
+    assert _opportunity_writes(env) == {"POST /opportunities/": 1}
+    opportunities = [o for o in env.crm_state(0)["opportunities"] if o["contactId"] == _contact_of(env, buyer["id"])]
+    by_id = {o["id"]: o for o in opportunities}
+    assert by_id[old_opportunity["id"]]["status"] == "won"  # the old pipeline's is left as it was
+    assert Decimal(str(by_id[old_opportunity["id"]]["monetaryValue"])) == Decimal("300.00")
+    [created] = [o for o in opportunities if o["id"] != old_opportunity["id"]]
+    assert created["pipelineId"] != old_opportunity["pipelineId"] and created["name"] == f"Cherry payment {new['id']}"
+
+    later = new_payment(env.cherry, buyer["id"], "120.00")
+    env.crm.reset_stats()
+    refresh_practice(env.make_ctx(0), page_size=PAGE)
+    assert env.endpoint_counts(0)[SEARCH] == 0
+    assert _opportunity_writes(env) == {"PUT /opportunities/{id}": 1}
+    assert env.store.get_payments(slug, [later["id"]])[later["id"]].crm_opportunity_id == created["id"]
+
+
+def test_a_large_pipeline_is_not_listed_for_a_few_contacts(sync_env: SyncEnv) -> None:
+    """Listing the pipeline replaces per-contact searches only when it takes fewer pages than there are contacts:
+    with 120 opportunities (2 pages) and 2 contacts to look up, the first page shows the size and each contact is
+    searched instead."""
+    env = sync_env
+    backfill_practice(env.make_ctx(0, opportunity=OPPORTUNITY), page_size=PAGE)
+    crm = env.make_ctx(0).crm
+    pipeline = next(p for p in crm.list_pipelines() if p["name"] == OPPORTUNITY["pipeline"])
+    for n in range(120):  # leads of the practice's own, each with an opportunity (one per contact and pipeline)
+        lead, _ = crm.upsert_contact({"email": f"lead{n}@elsewhere.example", "firstName": "Lead"})
+        crm.create_opportunity(
+            {
+                "pipelineId": pipeline["id"],
+                "pipelineStageId": pipeline["stages"][0]["id"],
+                "contactId": lead["id"],
+                "name": f"elsewhere {n}",
+                "status": "open",
+            }
+        )
+    for buyer in _buyers(env, 2):
+        new_payment(env.cherry, buyer["id"], "300.00")
+    env.crm.reset_stats()
+    refresh_practice(env.make_ctx(0), page_size=PAGE)
+    assert env.endpoint_counts(0)[SEARCH] == 1 + 2
+    assert _opportunity_writes(env) == {"POST /opportunities/": 2}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from cherry_sync.sync.practice_runs import EVENTS_STREAM, backfill_practice, refresh_practice
-from tests.sync.conftest import SyncEnv, assert_same_state, shared_contact_points, without_shared
+from tests.sync.conftest import SyncEnv, assert_same_state, family_contact_points, without_shared
 
 PAGE = 40
 
@@ -16,7 +16,7 @@ def test_duplicate_and_out_of_order_events_converge_on_a_fresh_backfill(sync_env
     backfill_practice(env.make_ctx(0), scope="all", page_size=PAGE)
     start_cursor = env.store.get_cursor(slug, EVENTS_STREAM)
     assert start_cursor
-    shared = shared_contact_points(env.cherry_patients(0))
+    shared = family_contact_points(env.cherry_patients(0))
 
     advanced = env.cherry.advance(
         minutes=180,
@@ -55,9 +55,9 @@ def test_duplicate_and_out_of_order_events_converge_on_a_fresh_backfill(sync_env
     # The CRM holds what a fresh backfill of the same source writes into an empty location.
     fresh = sync_env_factory(store="sqlite", cherry_of=env)
     backfill_practice(fresh.make_ctx(0), scope="all", page_size=PAGE)
-    # Contacts on an e-mail or phone that family members share go to whoever is synced first, and the feed
-    # reorders patients, so those are compared in test_conflicts instead.
-    shared |= shared_contact_points(list(served.values()))
+    # An e-mail or phone that family members share goes to whoever is synced first (the other's contact is
+    # written without it), and the feed reorders patients, so family contacts are compared in test_conflicts.
+    shared |= family_contact_points(list(served.values()))
     actual, expected = without_shared(env.canonical(0), shared), without_shared(fresh.canonical(0), shared)
     assert len(actual["contacts"]) > 40
     assert_same_state(actual, expected)
@@ -115,3 +115,32 @@ def test_dry_run_refresh_predicts_the_real_refresh(sync_env: SyncEnv) -> None:
     for name in ("events", "duplicates", "pings", "stale_payments", "rejected", "by_type"):
         assert getattr(dry.events, name) == getattr(real.events, name), name
     assert real.patients.updated > 0 and real.events.payments_applied > 0
+
+
+def test_refresh_costs_about_one_crm_call_per_contact_written(sync_env_factory) -> None:
+    """No read before an update (the store knows what was written), one search for a batch's new patients."""
+    env: SyncEnv = sync_env_factory()
+    backfill_practice(env.make_ctx(0), scope="all", page_size=PAGE)
+    env.cherry.advance(minutes=120, new_patients=8, refreshed=40, practice_id=env.cherry.practices[0].id)
+    env.crm.reset_stats()
+
+    summary = refresh_practice(env.make_ctx(0), page_size=PAGE)
+
+    written = summary.patients.created + summary.patients.updated
+    assert summary.patients.created >= 5 and summary.patients.updated >= 5
+    calls = env.endpoint_counts(0)
+    assert calls.get("GET /contacts/{contactId}", 0) == 0, "an update is planned against the stored contact"
+    contact_writes = calls.get("POST /contacts/upsert", 0) + calls.get("PUT /contacts/{contactId}", 0)
+    assert contact_writes == written
+    # One search per batch of new patients (plus the rare duplicate lookup for a point the search did not cover,
+    # e.g. a patient's changed e-mail); the location and field checks are made once per run.
+    lookups = calls.get("POST /contacts/search", 0) + calls.get("GET /contacts/search/duplicate", 0)
+    assert lookups <= 1 + summary.patients.updated // 10, calls
+    setup = calls.get("GET /locations/{locationId}", 0) + calls.get("GET /locations/{locationId}/customFields", 0)
+    assert sum(calls.values()) - setup <= 1.15 * written, calls
+
+    # And what it wrote equals what a fresh backfill of the same source writes.
+    fresh = sync_env_factory(store="sqlite", cherry_of=env)
+    backfill_practice(fresh.make_ctx(0), scope="all", page_size=PAGE)
+    shared = family_contact_points(env.cherry_patients(0))
+    assert_same_state(without_shared(env.canonical(0), shared), without_shared(fresh.canonical(0), shared))

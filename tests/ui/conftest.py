@@ -5,7 +5,10 @@ sync store on SQLite under a temporary folder, the api-server on a free loopback
 manager's user admin / admin (a passwords file, as scripts/demo.py writes it), then waits until the
 api-server answers and the DAGs are parsed. As in `make airflow`, the metadata DB is prepared with
 `migrate_metadata` (which creates the DAGs' pools) and the execution API URL follows the api-server's port
-(tasks report to it). `browser` is a Selenium session on Debian's `chromium` through Debian's `chromedriver`. Without them the tests skip with the reason, except under CI=true, where they fail.
+(tasks report to it). `connections_ui` (module scope) is the api-server alone, run from a venv where the project's
+wheel is pip-installed, with both sandboxes in-process (the connection form's test). `browser` is a Selenium
+session on Debian's `chromium` through Debian's `chromedriver`. Without them the tests skip with the reason, except
+under CI=true, where they fail.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from typing import Any
 import pytest
 import requests
 
+from sandbox.cherry.testing import CherrySandbox
 from sandbox.common.stats import crm_writes
+from sandbox.crm.testing import CrmSandbox, start_crm_sandbox
 from scripts.local_env import (
     PYTHON,
     REPO,
@@ -35,6 +40,7 @@ from scripts.local_env import (
     migrate_metadata,
     start_sandboxes,
 )
+from tests.deploy.installed import InstalledProject, install_project
 
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 CRM_WINDOW = 1.0  # time-scaled CRM burst window, as in `make airflow`
@@ -208,3 +214,90 @@ def browser(tmp_path) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@dataclass
+class ConnectionsUI:
+    """Airflow's api-server running from a venv that has the cherry-sync wheel installed, and both sandboxes."""
+
+    base_url: str
+    process: subprocess.Popen
+    installed: InstalledProject
+    cherry: CherrySandbox
+    crm: CrmSandbox
+    log_path: Path
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+@pytest.fixture(scope="module")
+def connections_ui(tmp_path_factory) -> Iterator[ConnectionsUI]:
+    """The api-server as a deployment that installed the package runs it (the connection form's test).
+
+    The project is built as a wheel and pip-installed into a fresh venv (tests/deploy/installed.py); the api-server
+    runs from that venv, outside the repository, with empty DAGs and plugins folders: the connection types can only
+    come from the installed distribution's entry point. Connection testing is enabled, as a deployment that wants
+    the form's Test button sets it.
+    """
+    browser_tools()
+    work = tmp_path_factory.mktemp("connections-ui")
+    installed = install_project(work / "package")
+    cherry = CherrySandbox.start(seed=5, practices=1, patients_per_practice=3)
+    crm = start_crm_sandbox(locations=1)
+    process = None
+    try:
+        home = work / "airflow"
+        for folder in ("dags", "plugins"):
+            (home / folder).mkdir(parents=True)
+        passwords = home / "simple_auth_manager_passwords.json"
+        passwords.write_text(json.dumps({USER: PASSWORD}))
+        port = free_port()
+        env = installed.env(
+            {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__", "CHERRY_SYNC_"))},
+            AIRFLOW_HOME=str(home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
+            AIRFLOW__CORE__PLUGINS_FOLDER=str(home / "plugins"),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
+            AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USER}:admin",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+            AIRFLOW__API__WORKERS="1",
+            AIRFLOW__LOGGING__COLORED_CONSOLE_LOG="False",
+            NO_PROXY="*",
+        )
+        migrate = subprocess.run(
+            [str(installed.python), "-m", "airflow", "db", "migrate"],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+        log_path = work / "api-server.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [str(installed.python), "-m", "airflow", "api-server", "--port", str(port), "--host", "127.0.0.1"],
+                env=env,
+                cwd=work,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        ui = ConnectionsUI(f"http://127.0.0.1:{port}", process, installed, cherry, crm, log_path)
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"the api-server exited with {process.returncode}\n{ui.log_tail()}")
+            return requests.get(f"{ui.base_url}/api/v2/monitor/health", timeout=5).status_code == 200
+
+        wait_for("the api-server's health endpoint", healthy, STARTUP_TIMEOUT, log=log_path)
+        yield ui
+    finally:
+        if process is not None:
+            _stop(process)
+        cherry.stop(wait=False)
+        crm.stop(wait=False)

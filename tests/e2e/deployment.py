@@ -1,0 +1,123 @@
+"""One whole deployment on this machine: the Airflow stack (tests/e2e/stack.py), both API sandboxes, an SMTP server,
+the sync store and the metadata DB. Used by the e2e fixture and by `python -m bench event_latency`.
+
+Services: PostgreSQL at 127.0.0.1:5432 (Airflow's metadata DB and the sync store, two throwaway databases), Redis at
+127.0.0.1:6379 (Celery broker, and the API pacer as in docker-compose.yml), both API sandboxes and an SMTP server in
+the calling process on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import yaml
+
+from cherry_sync.store import SyncStore, engine_from_url, store_from_engine
+from sandbox.cherry.testing import CherrySandbox
+from sandbox.crm.testing import CrmSandbox, start_crm_sandbox
+from scripts.local_env import _store_conn, connection_env, registry_practices
+from tests.e2e.stack import AirflowStack
+from tests.fixtures.databases import create_database, drop_database
+from tests.fixtures.smtp import SmtpServer, start_smtp_server
+
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+CRM_WINDOW = 1.0  # time-scaled burst window (100 per 1 s), as in the DAG tests and the demo
+OPS_EMAIL = "oncall@aesthetix.example"
+
+
+@dataclass
+class Deployment:
+    """Everything a test of the deployment touches."""
+
+    stack: AirflowStack
+    cherry: CherrySandbox
+    crm: CrmSandbox
+    smtp: SmtpServer
+    store_url: str
+    metadata_url: str
+    practices: list[dict]  # registry entries, in order (i-th practice = i-th sandbox practice and location)
+
+    @property
+    def store(self) -> SyncStore:
+        return store_from_engine(engine_from_url(self.store_url))
+
+    def location_id(self, slug: str) -> str:
+        index = next(i for i, p in enumerate(self.practices) if p["slug"] == slug)
+        return self.crm.locations[index].id
+
+    def cherry_practice(self, slug: str):
+        index = next(i for i, p in enumerate(self.practices) if p["slug"] == slug)
+        return self.cherry.practices[index]
+
+
+@contextmanager
+def deployed(home: Path, options: dict[str, Any] | None = None, on_stop=None) -> Iterator[Deployment]:
+    """Start a deployment with its Airflow home in `home`; stop it and drop its databases on exit. `options`:
+    `registry` (entries replacing include/practices.yml), `cherry_extras` (slug -> extras of that practice's Cherry
+    connection), `triggerer` (start one), `env` (more Airflow settings), `patients` (per Cherry practice, 40).
+    `on_stop(stack)` is called once the stack has stopped (to keep its logs)."""
+    options = options or {}
+    metadata_db = create_database()
+    store_db = create_database()
+    cherry = CherrySandbox.start(seed=11, practices=3, patients_per_practice=options.get("patients", 40))
+    crm = start_crm_sandbox(locations=3, rate_limits={"burst_limit": 100, "burst_window_seconds": CRM_WINDOW})
+    smtp = start_smtp_server()
+    stack = None
+    try:
+        store_url = store_db.render_as_string(hide_password=False)
+        metadata_url = metadata_db.render_as_string(hide_password=False)
+        info = {
+            "cherry": {"practices": [{"api_key": p.api_key} for p in cherry.practices]},
+            "crm": {"locations": [{"id": loc.id, "token": loc.token} for loc in crm.locations]},
+        }
+        sandboxes = SimpleNamespace(info=info, cherry_url=cherry.base_url, crm_url=crm.base_url)
+        redis_db = 8 + secrets.randbelow(7)
+        registry_path = None
+        if options.get("registry"):
+            registry_path = home / "practices.yml"
+            registry_path.write_text(yaml.safe_dump(options["registry"]))
+        cherry_connections = connection_env(sandboxes, registry_path, crm_window=CRM_WINDOW)
+        for entry in registry_practices(registry_path):
+            extras = options.get("cherry_extras", {}).get(entry["slug"])
+            name = f"AIRFLOW_CONN_{entry['cherry_conn_id'].upper()}"
+            if extras and name in cherry_connections:
+                cherry_connections[name] = json.dumps({**json.loads(cherry_connections[name]), "extra": extras})
+        connections = {
+            **cherry_connections,
+            "AIRFLOW_CONN_CHERRY_SYNC_STORE": json.dumps(_store_conn(store_url)),
+            "AIRFLOW_CONN_CHERRY_SYNC_PACER": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
+            **smtp.conn_env(ops_email=OPS_EMAIL),
+        }
+        stack = AirflowStack(
+            home=home,
+            metadata_url=metadata_url,
+            broker_url=f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
+            connections=connections,
+            extra_env={
+                "CHERRY_SYNC_REPORT_DIR": str(home / "reports"),
+                "CHERRY_SYNC_EXPORT_DIR": str(home / "exports"),
+                "NO_PROXY": "*",
+                **({"CHERRY_SYNC_REGISTRY": str(registry_path)} if registry_path else {}),
+                **options.get("env", {}),
+            },
+        )
+        stack.prepare()
+        stack.start(workers=2, triggerer=options.get("triggerer", False))
+        yield Deployment(stack, cherry, crm, smtp, store_url, metadata_url, registry_practices(registry_path))
+    finally:
+        if stack is not None:
+            stack.stop()
+            if on_stop is not None:
+                on_stop(stack)
+        smtp.controller.stop()
+        crm.stop(wait=False)
+        cherry.stop(wait=False)
+        for db in (metadata_db, store_db):
+            drop_database(db)
