@@ -1,4 +1,4 @@
-"""Backfill (issue 4): K practices x N patients through the real sync engine into the CRM sandbox.
+"""Backfill: K practices x N patients through the real sync engine into the CRM sandbox.
 
     python -m bench backfill [--practices 3] [--patients 2000] [--store sqlite|postgres] [--window 1]
 
@@ -16,6 +16,8 @@ Measured, per location, from the CRM sandbox's own counters:
   requests per window / limit is averaged over the full windows between the first and the last contact
   write (target >= 90%);
 - 429 answers received (target 0);
+- the most requests of one location the sandbox was answering at once (the write window at work), and each
+  worker process's peak resident memory (flat in the number of patients: pages are streamed);
 and, in this process, the CPU time of the engine's own work (parse + store + map + hash + match + diff)
 per 10,000 patients: the same Cherry pages, fetched beforehand, are re-synced by `PatientSyncer` in dry-run
 mode (no HTTP at all: the CRM's contacts are prefetched into the directory before the clock starts),
@@ -29,6 +31,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import secrets
 import socket
 import statistics
@@ -48,10 +51,10 @@ from typing import Any
 
 import requests
 
-from bench import REPO, RESULTS
-from bench.results import machine, write_section
+from bench import REPO
+from bench.results import add_run_arguments, limits_label, machine, publish, verdict
 
-SECTION = "Backfill (issue 4)"
+SECTION = "Backfill"
 FIELD_SETUP = ("GET /locations/{locationId}/customFields", "POST /locations/{locationId}/customFields")
 UPSERT = "POST /contacts/upsert"
 READS_BY_POST = frozenset({"POST /contacts/search"})
@@ -65,18 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patients", type=int, default=2000, help="Cherry patients per practice, default 2000")
     parser.add_argument("--seed", type=int, default=7, help="Cherry sandbox seed, default 7")
     parser.add_argument("--page-size", type=int, default=500, help="Cherry page size, default 500")
-    parser.add_argument("--window", type=float, default=1.0, help="CRM burst window in seconds (10 = real)")
-    parser.add_argument("--burst", type=int, default=100, help="CRM requests per window per location (100)")
-    parser.add_argument("--pace", type=int, default=95, help="hook pacing: requests per window (95)")
-    parser.add_argument(
-        "--latency-ms", type=int, default=0, help="added to every CRM request (HighLevel answers in ~100-300 ms)"
-    )
-    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite", help="store backend")
-    parser.add_argument("--store-url", default=None, help="use this (empty) store database instead")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per practice)")
     parser.add_argument("--cpu-practices", type=int, default=None, help="practices re-synced for the CPU figure")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="results file (bench/RESULTS.md)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave the results file alone")
+    add_run_arguments(parser, latency_help="added to every CRM request (HighLevel answers in ~100-300 ms)")
 
 
 # -- sandboxes ---------------------------------------------------------------------------------------
@@ -231,7 +224,7 @@ def bench_store(args: argparse.Namespace, workdir: Path):
 # -- one practice's backfill (runs in a worker process) ------------------------------------------------
 
 
-def _practice_config(index: int, practice: dict, slug: str | None = None):
+def _practice_config(index: int, practice: dict, slug: str | None = None, options: dict | None = None):
     from cherry_sync.registry import PracticeConfig
 
     return PracticeConfig.model_validate(
@@ -241,6 +234,7 @@ def _practice_config(index: int, practice: dict, slug: str | None = None):
             "timezone": practice["timezone"],
             "cherry_conn_id": f"cherry_bench_{index}",
             "crm_conn_id": f"crm_bench_{index}",
+            "options": options or {},
         }
     )
 
@@ -248,12 +242,12 @@ def _practice_config(index: int, practice: dict, slug: str | None = None):
 def _context(spec: dict, store, slug: str | None = None):
     from airflow.sdk import Connection
 
+    from cherry_sync.context import PracticeContext
     from cherry_sync.hooks.cherry import CherryHook
     from cherry_sync.hooks.crm import AesthetixCrmHook
     from cherry_sync.hooks.pacing import MemoryPacer
-    from cherry_sync.sync.practice_runs import PracticeContext
 
-    practice = _practice_config(spec["index"], spec["practice"], slug)
+    practice = _practice_config(spec["index"], spec["practice"], slug, spec.get("options"))
     pacer = MemoryPacer()
     cherry = CherryHook(
         practice.cherry_conn_id,
@@ -301,6 +295,8 @@ def backfill_worker(spec: dict) -> dict:
         "summary": summary.as_dict(),
         "wall": time.perf_counter() - wall,
         "cpu": time.process_time() - cpu,
+        # Peak resident set of this worker process (Linux reports KiB), start-up and imports included.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -315,11 +311,17 @@ def run_all(specs: list[dict], workers: int) -> tuple[list[dict], float]:
 # -- sampling the CRM's counters --------------------------------------------------------------------------
 
 
-class CrmMonitor:
-    """Samples the CRM sandbox's per-location counters (requests, contact upserts) every 50 ms."""
+def _upserts(endpoints: dict[str, int]) -> int:
+    return endpoints.get(UPSERT, 0)
 
-    def __init__(self, crm_url: str) -> None:
+
+class CrmMonitor:
+    """Samples the CRM sandbox's per-location counters (requests, and the work done: by default contact upserts)
+    every 50 ms."""
+
+    def __init__(self, crm_url: str, work=_upserts) -> None:
         self.url = f"{crm_url}/_sandbox/stats"
+        self.work = work
         self.samples: list[tuple[float, dict[str, tuple[int, int]]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="crm-monitor")
@@ -346,7 +348,7 @@ class CrmMonitor:
                 (
                     (t + time.monotonic()) / 2,
                     {
-                        key: (row["requests"], row["endpoints"].get(UPSERT, 0))
+                        key: (row["requests"], self.work(row["endpoints"]))
                         for key, row in body.get("by_key", {}).items()
                     },
                 )
@@ -354,7 +356,8 @@ class CrmMonitor:
             self._stop.wait(max(0.0, SAMPLE_SECONDS - (time.monotonic() - t)))
 
     def utilisation(self, location: str, window: float, limit: int) -> dict[str, float]:
-        """Requests per window / limit over the full windows between the first and the last contact write."""
+        """Requests per window / limit over the full windows between the first and the last write counted as
+        work (contact upserts unless told otherwise)."""
         series = [(t, row.get(location, (0, 0))) for t, row in self.samples]
         final_upserts = series[-1][1][1] if series else 0
         if final_upserts == 0:
@@ -521,6 +524,8 @@ def run(args: argparse.Namespace) -> int:
                 "per_contact": (s1.get("requests", 0) - setup) / max(1, patients["created"] + patients["updated"]),
                 "429": s1.get("status_codes", {}).get("429", 0),
                 "max_in_window": s1.get("max_in_window", 0),
+                "max_concurrent": s1.get("max_concurrent", 0),
+                "peak_rss_mib": run1.get("peak_rss_mib", 0.0),
                 "utilisation": monitor.utilisation(loc, args.window, args.burst),
                 "wall": run1["wall"],
                 "cpu": run1["cpu"],
@@ -532,26 +537,15 @@ def run(args: argparse.Namespace) -> int:
         )
     load = (load_before, os.getloadavg()[0])
     report = render(args, store_label, rows, cpu, first_wall, second_wall, workers, load)
-    print()
-    print(report)
-    if not args.no_write:
-        write_section(args.results, SECTION, _SECTION_INTRO, report)
-        print(f"written to {args.results}")
-    return 0
+    return publish(args, SECTION, _SECTION_INTRO, report)
 
 
 # -- reporting --------------------------------------------------------------------------------------------
 
 
 def _subsection_title(args: argparse.Namespace, store_label: str) -> str:
-    limits = "real limits" if args.window >= 10 else f"time-scaled {args.burst}/{args.window:g} s"
-    latency = f", +{args.latency_ms} ms CRM latency" if args.latency_ms else ""
     practices = f"{args.practices} practice{'s' if args.practices != 1 else ''}"
-    return f"{practices} x {args.patients} patients, {store_label} store, {limits}{latency}"
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "**missed**"
+    return f"{practices} x {args.patients} patients, {store_label} store, {limits_label(args)}"
 
 
 def render(args, store_label, rows, cpu, first_wall, second_wall, workers, load=(0.0, 0.0)) -> str:
@@ -575,11 +569,11 @@ def render(args, store_label, rows, cpu, first_wall, second_wall, workers, load=
         "| target | result | |",
         "|---|---|---|",
         f"| CRM calls per patient beyond field setup <= 1.05 | {per_patient:.3f} (worst practice) | "
-        f"{_verdict(per_patient <= 1.05)} |",
-        f"| writes on an unchanged re-run = 0 | {rerun_writes} | {_verdict(rerun_writes == 0)} |",
+        f"{verdict(per_patient <= 1.05)} |",
+        f"| writes on an unchanged re-run = 0 | {rerun_writes} | {verdict(rerun_writes == 0)} |",
         f"| burst limit used while work remains >= 90% | {min(util):.1%} (worst practice, mean over windows) | "
-        f"{_verdict(min(util) >= 0.9)} |",
-        f"| 429s received = 0 | {too_many} | {_verdict(too_many == 0)} |",
+        f"{verdict(min(util) >= 0.9)} |",
+        f"| 429s received = 0 | {too_many} | {verdict(too_many == 0)} |",
         f"| CPU per 10,000 patients (map + diff + store) | {statistics.fmean(cpu_cold):.2f} s "
         "(first run against existing contacts) | reported |",
         "",
@@ -587,9 +581,10 @@ def render(args, store_label, rows, cpu, first_wall, second_wall, workers, load=
         f"unchanged re-run {second_wall:.1f} s (both including the worker processes' start-up).",
         "",
         "| practice | active patients read | contacts created | rejected (reasons) | CRM requests | of which field "
-        "setup | calls/patient | calls/contact written | 429s | max requests in a window | burst used: mean "
-        "(min-max) per window | overall | write phase | worker wall / CPU | re-run: requests, writes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "setup | calls/patient | calls/contact written | 429s | max requests in a window | max in flight | burst "
+        "used: mean (min-max) per window | overall | write phase | worker wall / CPU | worker peak RSS | re-run: "
+        "requests, writes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         u = r["utilisation"]
@@ -597,9 +592,10 @@ def render(args, store_label, rows, cpu, first_wall, second_wall, workers, load=
         lines.append(
             f"| {r['practice']} | {r['read']} | {r['created']} | {r['rejected']} ({reasons}) | {r['crm_requests']} | "
             f"{r['field_setup']} | {r['per_patient']:.3f} | {r['per_contact']:.3f} | {r['429']} | "
-            f"{r['max_in_window']} | {u.get('mean_window', 0):.1%} ({u.get('min_window', 0):.0%}-"
-            f"{u.get('max_window', 0):.0%}) | {u.get('overall', 0):.1%} | {u.get('seconds', 0):.1f} s | "
-            f"{r['wall']:.1f} s / {r['cpu']:.1f} s | {r['rerun_requests']}, {r['rerun_writes']} |"
+            f"{r['max_in_window']} | {r['max_concurrent']} | {u.get('mean_window', 0):.1%} "
+            f"({u.get('min_window', 0):.0%}-{u.get('max_window', 0):.0%}) | {u.get('overall', 0):.1%} | "
+            f"{u.get('seconds', 0):.1f} s | {r['wall']:.1f} s / {r['cpu']:.1f} s | {r['peak_rss_mib']:.0f} MiB | "
+            f"{r['rerun_requests']}, {r['rerun_writes']} |"
         )
     lines += [
         "",

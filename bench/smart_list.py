@@ -1,4 +1,4 @@
-"""Smart list (issue 5): the membership recompute at scale in PostgreSQL, and CRM calls per changed member.
+"""Smart list: the membership recompute at scale in PostgreSQL, and CRM calls per changed member.
 
     python -m bench smart_list [--practices 100] [--patients 10000] [--move-share 0.01] [--crm-members 5000]
 
@@ -46,7 +46,7 @@ from typing import Any
 from bench import RESULTS
 from bench.results import machine, write_section
 
-SECTION = "Smart list (issue 5)"
+SECTION = "Smart list"
 PG_ADMIN_URL = os.environ.get("CHERRY_SYNC_BENCH_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 STATUSES = ("ACTIVE",) * 6 + ("INACTIVE", "EXPIRED", "DECLINED", "PENDING_REVIEW")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -322,14 +322,14 @@ def part_two(args: argparse.Namespace) -> dict[str, Any]:
     import requests
     from airflow.sdk import Connection
 
+    from cherry_sync.context import PracticeContext
     from cherry_sync.hooks.base import RetrySettings
     from cherry_sync.hooks.cherry import CherryHook
     from cherry_sync.hooks.crm import AesthetixCrmHook
     from cherry_sync.hooks.pacing import MemoryPacer
-    from cherry_sync.smart_list import update_smart_list
+    from cherry_sync.smart_list.run import update_smart_list
     from cherry_sync.store import PatientSnapshot, SyncStore
     from cherry_sync.sync.fields import provision_fields
-    from cherry_sync.sync.practice_runs import PracticeContext
     from sandbox.crm.testing import start_crm_sandbox
 
     rng = random.Random(args.seed + 1)
