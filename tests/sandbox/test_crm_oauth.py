@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 
 import pytest
 import requests
 
+from sandbox.crm.cli import add_arguments, config_from_args, describe
 from sandbox.crm.oauth import ACCESS_PREFIX, REFRESH_PREFIX
 
 TIMEOUT = 10
@@ -470,3 +472,14 @@ def test_pit_behaviour_is_unchanged(crm_sandbox):
     # A PIT cannot use the agency endpoints.
     assert crm.oauth_location_token(crm.location(0).token, loc).status_code == 401
     assert crm.oauth_stats()["expired_token_401"] == 0
+
+
+def test_cli_sets_the_ttl_and_names_the_app(crm_sandbox):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, prefix="crm-")
+    assert config_from_args(parser.parse_args([]), prefix="crm-").oauth_access_token_ttl_seconds == 86399
+    config = config_from_args(parser.parse_args(["--crm-oauth-ttl", "2.5"]), prefix="crm-")
+    assert config.oauth_access_token_ttl_seconds == 2.5
+    banner = describe(crm_sandbox.base_url, crm_sandbox.app)
+    app = crm_sandbox.oauth_app()
+    assert app["client_id"] in banner and app["client_secret"] not in banner
