@@ -26,11 +26,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cherry_sync.errors import CherrySyncError, Disposition
-from cherry_sync.reasons import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +52,6 @@ NEXT_STEPS = {
     "app_unreachable": "the CRM did not answer the installed-locations call: check the app connection's host",
     "app_not_installed": "install the marketplace app on this location (or fix the entry's `crm_location_id`)",
 }
-
-
-class AuthorizationCodeRejected(CherrySyncError):
-    """The CRM refused the authorization code: used already, older than ten minutes, or issued for another app."""
-
-    reason_code = ReasonCode.AUTH_FAILED
-    disposition = Disposition.FAIL
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the CRM refused the authorization code (it is single-use and expires ten minutes after the install): "
-            "install the Cherry Sync marketplace app for the agency again and run the cherry_onboard DAG with the "
-            "new authorization code"
-        )
 
 
 @dataclass(frozen=True)
@@ -236,48 +221,58 @@ def cherry_state(conn_id: str, *, check_key: bool, pacer: Any = None) -> str:
 # -- the report ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class _AppSide:
-    """What the OAuth side looks like for this report: a state and the installed locations."""
+    """The marketplace app as this report sees it: a state and its installed locations."""
 
     state: str
     installed: tuple[str, ...] = ()
-    has_company_token: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _app_side() -> _AppSide:
-    """Connections, stored agency token and installed locations (all pages) of the marketplace app."""
+def _app_side(service: Any = None) -> _AppSide:
+    """The app's connections, the stored agency token pair and the installed locations (every page)."""
     from cherry_sync.context import OAUTH_APP_CONN_ID, TOKEN_KEY_CONN_ID
-
-    if _connection(OAUTH_APP_CONN_ID) is None:
-        return _AppSide("app_connection_missing")
-    if _connection(TOKEN_KEY_CONN_ID) is None:
-        return _AppSide("token_key_missing")
     from cherry_sync.hooks import errors
+    from cherry_sync.hooks.oauth import OAuthGrantRevoked
+    from cherry_sync.store.oauth_tokens import COMPANY
 
-    try:
-        installed = installed_location_ids()
-    except NoAgencyToken:
+    if service is None:
+        if _connection(OAUTH_APP_CONN_ID) is None:
+            return _AppSide("app_connection_missing")
+        if _connection(TOKEN_KEY_CONN_ID) is None:
+            return _AppSide("token_key_missing")
+        service = token_service()
+    stored = service.store.oauth_token(COMPANY, service.company_id)
+    if stored is None or stored.refresh_token is None:
         return _AppSide("no_agency_token")
-    except CherrySyncError as exc:
-        if exc.reason_code is ReasonCode.AUTH_FAILED:
-            return _AppSide("app_revoked", has_company_token=True)
-        if isinstance(exc, errors.ApiError):
-            log.warning("installed locations could not be listed: %s", exc.reason_code)
-            return _AppSide("app_unreachable", has_company_token=True)
-        raise
-    return _AppSide("ok", installed=tuple(installed), has_company_token=True)
+    try:
+        locations = service.installed_locations(is_installed=True)
+    except OAuthGrantRevoked:
+        return _AppSide("app_revoked")
+    except errors.ApiError as exc:
+        log.warning("the app's installed locations could not be listed: %s", exc.reason_code)
+        return _AppSide("app_unreachable")
+    # isInstalled=true asks for installed ones only; the flag is checked again in case a page holds others.
+    ids = (str(loc["_id"]) for loc in locations if loc.get("_id") and loc.get("isInstalled", True))
+    return _AppSide("ok", tuple(dict.fromkeys(ids)))
 
 
-def onboarding_report(registry: Any = None, *, check_cherry_keys: bool = True) -> OnboardingReport:
-    """Match the registry to the app's installed locations and check every entry (see the module docstring)."""
-    from cherry_sync.runtime import registry as load, shared_pacer
+def onboarding_report(registry: Any = None, *, check_cherry_keys: bool = True, service: Any = None) -> OnboardingReport:
+    """Match the registry to the app's installed locations and check every entry (see the module docstring).
+
+    `registry`: the loaded registry (default: the deployment's file); `service`: the token service to ask (default:
+    one on the app and token-key connections). Without the app connection and no OAuth entry, the app is
+    `not_configured` and nothing is asked of it."""
+    from cherry_sync.runtime import registry as load
+    from cherry_sync.runtime import shared_pacer
 
     reg = registry if registry is not None else load()
     practices = list(reg.practices)
     uses_oauth = any(_auth(p) == OAUTH for p in practices)
-    app = _app_side() if uses_oauth or _connection(_app_conn_id()) is not None else _AppSide("not_configured")
+    if service is not None or uses_oauth or _connection(_app_conn_id()) is not None:
+        app = _app_side(service)
+    else:
+        app = _AppSide("not_configured")
     pacer = shared_pacer() if check_cherry_keys else None
     rows = []
     for practice in practices:
@@ -330,19 +325,26 @@ def log_report(report: OnboardingReport, logger: logging.Logger = log) -> None:
 # -- the OAuth side (the token service of hooks/oauth.py) ---------------------------------------
 
 
-class NoAgencyToken(CherrySyncError):
-    """No agency token pair is stored yet: the app's authorization code was never exchanged."""
+def token_service(store: Any = None, pacer: Any = None) -> Any:
+    """The token service on the app and token-key connections, over the sync store (`hooks.oauth`)."""
+    from cherry_sync.context import STORE_CONN_ID
+    from cherry_sync.hooks.oauth import TokenService
+    from cherry_sync.runtime import shared_pacer
+    from cherry_sync.store import get_store
 
-    reason_code = ReasonCode.AUTH_FAILED
-    disposition = Disposition.FAIL
+    return TokenService.from_connections(store or get_store(STORE_CONN_ID), pacer=pacer or shared_pacer())
 
 
-def installed_location_ids() -> list[str]:
-    raise NotImplementedError  # filled in from hooks/oauth.py
+def exchange_authorization_code(code: str, service: Any = None) -> dict[str, Any]:
+    """Exchange the agency's authorization code for the company token pair, stored encrypted; ids only back.
 
+    A refused code (used, expired, another app's) raises `OAuthGrantRevoked` whose message says what to do."""
+    from cherry_sync.hooks.base import _mask
 
-def exchange_authorization_code(code: str) -> dict[str, Any]:
-    raise NotImplementedError  # filled in from hooks/oauth.py
+    _mask(code)
+    agency = (service or token_service()).connect(code)
+    log.info("agency token pair stored (%d approved locations in the install)", len(agency.approved_locations))
+    return {"company_id": agency.company_id, "approved_locations": list(agency.approved_locations)}
 
 
 # -- the cherry_onboard DAG's tasks ---------------------------------------------------------------
@@ -362,9 +364,10 @@ def dag_exchange_authorization_code(params: dict | None) -> dict[str, Any]:
     _mask(code)
     try:
         outcome = exchange_authorization_code(code)
-    except AuthorizationCodeRejected as exc:
-        raise AirflowFailException(exc.describe()) from None
-    log.info("agency token pair stored for company %s", outcome["company_id"])
+    except CherrySyncError as exc:
+        if exc.disposition is Disposition.FAIL:  # a refused code, a broken key: a retry would change nothing
+            raise AirflowFailException(exc.describe()) from None
+        raise
     return {"exchanged": True, **outcome}
 
 
