@@ -47,6 +47,8 @@ NEXT_STEPS = {
     "crm_location_missing": "set the `location_id` extra of the practice's CRM connection",
     "app_connection_missing": "create the `cherry_sync_highlevel_app` connection (docs/deployment.md)",
     "token_key_missing": "create the `cherry_sync_token_key` connection with a Fernet key (docs/deployment.md)",
+    "token_key_invalid": "`cherry_sync_token_key` holds no usable Fernet key, or not the one that encrypted the "
+    "stored tokens: put that key back (after the new one), or run cherry_onboard with a new authorization code",
     "no_agency_token": "install the marketplace app for the agency and run cherry_onboard with the authorization code",
     "app_revoked": "the agency install was revoked: reinstall the app and run cherry_onboard with the new code",
     "app_unreachable": "the CRM did not answer the installed-locations call: check the app connection's host",
@@ -234,19 +236,24 @@ def _app_side(service: Any = None) -> _AppSide:
     from cherry_sync.context import OAUTH_APP_CONN_ID, TOKEN_KEY_CONN_ID
     from cherry_sync.hooks import errors
     from cherry_sync.hooks.oauth import OAuthGrantRevoked
-    from cherry_sync.store.oauth_tokens import COMPANY
+    from cherry_sync.store.oauth_tokens import COMPANY, TokenKeyError
 
     if service is None:
         if _connection(OAUTH_APP_CONN_ID) is None:
             return _AppSide("app_connection_missing")
         if _connection(TOKEN_KEY_CONN_ID) is None:
             return _AppSide("token_key_missing")
-        service = token_service()
+        try:
+            service = token_service()
+        except TokenKeyError:
+            return _AppSide("token_key_invalid")
     stored = service.store.oauth_token(COMPANY, service.company_id)
     if stored is None or stored.refresh_token is None:
         return _AppSide("no_agency_token")
     try:
         locations = service.installed_locations(is_installed=True)
+    except TokenKeyError:  # the stored pair was encrypted with a key the connection no longer holds
+        return _AppSide("token_key_invalid")
     except OAuthGrantRevoked:
         return _AppSide("app_revoked")
     except errors.ApiError as exc:

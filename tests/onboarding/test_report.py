@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 
+from cryptography.fernet import Fernet
+
 from cherry_sync.onboarding import exchange_authorization_code, main, onboarding_report
 
 
@@ -107,6 +109,14 @@ def test_missing_app_connection_token_key_or_agency_token_is_reported_per_oauth_
 
     exchange_authorization_code(world.install(0))
     assert onboarding_report(registry).ok
+
+    # The key replaced by one that did not encrypt the stored pair, then by one that is no Fernet key at all.
+    good_key = world.token_key
+    world.set_conn("cherry_sync_token_key", {"conn_type": "generic", "password": Fernet.generate_key().decode()})
+    assert onboarding_report(registry).app == "token_key_invalid"
+    world.set_conn("cherry_sync_token_key", {"conn_type": "generic", "password": "not-a-fernet-key"})
+    assert onboarding_report(registry).app == "token_key_invalid"
+    world.set_conn("cherry_sync_token_key", {"conn_type": "generic", "password": good_key})
 
     world.crm.oauth_revoke()
     report = onboarding_report(registry)
