@@ -138,15 +138,19 @@ class Caller:
         return self.location
 
 
-def _caller(request: Request, expected_version: str) -> Caller:
-    state: CrmState = request.app.state.crm
+def _principal_of(state: CrmState, request: Request) -> Principal | None:
     try:
-        found = principal(state, bearer_token(request))
+        return principal(state, bearer_token(request))
     except TokenRejected as exc:
         # The gate let it through a moment ago; it died (expired, revoked) or was suspended since.
         if exc.status == 401:
             state.oauth.count("expired_token_401")
         raise
+
+
+def _caller(request: Request, expected_version: str) -> Caller:
+    state: CrmState = request.app.state.crm
+    found = _principal_of(state, request)
     if found is None:
         raise CrmError(401, INVALID_TOKEN)
     if found.kind == "company":
@@ -170,7 +174,7 @@ def company_caller(request: Request) -> CrmState:
     A location token or a PIT is refused (401), as HighLevel refuses a sub-account token on agency-only routes.
     """
     state: CrmState = request.app.state.crm
-    found = principal(state, bearer_token(request))
+    found = _principal_of(state, request)
     if found is None:
         raise CrmError(401, INVALID_TOKEN)
     if found.kind != "company":

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from sandbox.crm.auth import LOCATION_INACTIVE, CompanyCaller
 from sandbox.crm.errors import bad_request, forbidden, not_found, unprocessable
-from sandbox.crm.oauth import SCOPE, NotInstalled, OAuthError, expires_in
+from sandbox.crm.oauth import SCOPE, NotInstalled, OAuthError, OAuthState, expires_in
 from sandbox.crm.state import CrmState
 
 router = APIRouter(prefix="/oauth", tags=["oauth"])
@@ -59,21 +60,25 @@ def _oauth_error(exc: OAuthError) -> JSONResponse:
     return JSONResponse({"error": exc.error, "error_description": exc.description}, exc.status, headers=NO_STORE)
 
 
+def _grant(oauth: OAuthState, form: dict[str, str]) -> dict:
+    oauth.check_client(form["client_id"], form["client_secret"])
+    grant_type = form["grant_type"]
+    if grant_type == "authorization_code":
+        return oauth.exchange_code(form["code"], form.get("user_type"), form.get("redirect_uri"))
+    if grant_type == "refresh_token":
+        return oauth.refresh(form["refresh_token"], form.get("user_type"))
+    raise OAuthError(400, "unsupported_grant_type", f"{grant_type} is not supported by this app")
+
+
 @router.post("/token")
 async def token(request: Request) -> JSONResponse:
     """authorization_code and refresh_token grants, Company or Location user type."""
     form = await _form(request)
     _validate_token_form(form)
-    oauth = request.app.state.crm.oauth
     try:
-        oauth.check_client(form["client_id"], form["client_secret"])
-        grant_type = form["grant_type"]
-        if grant_type == "authorization_code":
-            body = oauth.exchange_code(form["code"], form.get("user_type"), form.get("redirect_uri"))
-        elif grant_type == "refresh_token":
-            body = oauth.refresh(form["refresh_token"], form.get("user_type"))
-        else:
-            raise OAuthError(400, "unsupported_grant_type", f"{grant_type} is not supported by this app")
+        # On worker threads like every other handler, so concurrent grants really race and the
+        # OAuthState lock (not the event loop's serial order) is what keeps a rotation atomic.
+        body = await run_in_threadpool(_grant, request.app.state.crm.oauth, form)
     except OAuthError as exc:
         return _oauth_error(exc)
     return JSONResponse(body, headers=NO_STORE)
