@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from sandbox.common.faults import FaultInjector
 from sandbox.common.middleware import SandboxControls, install
 from sandbox.common.ratelimit import RateLimiter
-from sandbox.crm.auth import rate_key
+from sandbox.crm.auth import install_gate, rate_key
 from sandbox.crm.config import CrmSandboxConfig
 from sandbox.crm.errors import error_response, install_handlers
 from sandbox.crm.routes import (
@@ -17,6 +17,8 @@ from sandbox.crm.routes import (
     conversations,
     locations,
     media,
+    oauth,
+    oauth_admin,
     opportunities,
     tags,
 )
@@ -47,11 +49,24 @@ def create_app(config: CrmSandboxConfig | None = None) -> FastAPI:
     install_handlers(app)
     # HighLevel documents no Retry-After on its 429; clients must read the X-RateLimit-* headers.
     install(app, controls, rate_key, lambda status, message, error: error_response(status, message, error))
+    # Added last, so it wraps the pipeline above: tokens are checked before rate limits and faults.
+    install_gate(app, controls)
     # Specific paths before parameterised ones: /contacts/search before /contacts/{id}, etc.
     # The routers' own route objects are shared rather than copied by include_router: they hold no
     # per-app state (handlers read request.app.state), and copying costs ~40 ms per app, which adds
     # up over a test suite that starts a fresh sandbox per test.
-    for module in (contact_search, tags, contacts, locations, opportunities, media, conversations, admin):
+    for module in (
+        contact_search,
+        tags,
+        contacts,
+        locations,
+        opportunities,
+        media,
+        conversations,
+        oauth,
+        admin,
+        oauth_admin,
+    ):
         app.router.routes.extend(module.router.routes)
 
     @app.get("/healthz", include_in_schema=False)

@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser, prefix: str = "crm-") -> None
     group.add_argument(
         f"--{prefix}search-lag", type=float, default=d.search_lag_seconds, help="search index lag in seconds"
     )
+    group.add_argument(
+        f"--{prefix}oauth-ttl",
+        type=float,
+        default=d.oauth_access_token_ttl_seconds,
+        help="life of OAuth access tokens in seconds",
+    )
 
 
 def config_from_args(args: argparse.Namespace, prefix: str = "crm-") -> CrmSandboxConfig:
@@ -62,6 +68,7 @@ def config_from_args(args: argparse.Namespace, prefix: str = "crm-") -> CrmSandb
             daily_limit=arg("daily_limit"),
         ),
         search_lag_seconds=arg("search_lag"),
+        oauth_access_token_ttl_seconds=arg("oauth_ttl"),
         location_timezones=tuple(zone.strip() for zone in arg("location_timezones").split(",") if zone.strip()),
     )
 
@@ -71,6 +78,8 @@ def describe(base_url: str, app) -> str:
     lines = [f"CRM sandbox (HighLevel API v2) at {base_url}", "  locations (id, token, name, time zone):"]
     for loc in app.state.crm.locations.values():
         lines.append(f"    {loc.id}  {loc.token}  {loc.name} ({loc.timezone})")
+    oauth = app.state.crm.oauth.app
+    lines.append(f"  OAuth app: client_id {oauth.client_id}, company {oauth.company_id} (secret: /_sandbox/oauth/app)")
     lines.append(f"  admin: {base_url}/_sandbox/locations, {base_url}/_sandbox/stats, {base_url}/docs")
     return "\n".join(lines)
 

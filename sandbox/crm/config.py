@@ -40,6 +40,9 @@ class CrmSandboxConfig(BaseModel):
     seed_pipelines: bool = Field(True, description="give every location the 'Patient Journey' pipeline")
     max_upload_bytes: int = Field(25 * MB, ge=1, description="media upload limit for non-video files")
     max_video_upload_bytes: int = Field(500 * MB, ge=1, description="media upload limit for video/*")
+    oauth_access_token_ttl_seconds: float = Field(
+        86399.0, gt=0, le=10 * 365 * 86400, description="life of OAuth access tokens (HighLevel: 86399 s)"
+    )
 
     @field_validator("location_timezones")
     @classmethod

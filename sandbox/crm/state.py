@@ -17,6 +17,7 @@ from sandbox.crm.contacts import Contact, ContactBook
 from sandbox.crm.custom_fields import FieldRegistry
 from sandbox.crm.errors import CrmError, forbidden, not_found
 from sandbox.crm.ids import IdFactory
+from sandbox.crm.oauth import COMPANY_ID, OAuthState
 
 PATIENT_JOURNEY = ("Consultation", "Treatment Planned", "Financing", "Booked", "Completed")
 
@@ -77,6 +78,7 @@ class Location:
     settings: LocationSettings
     contacts: ContactBook
     timezone: str = "America/New_York"
+    active: bool = True  # False: suspended by the agency; every call with its tokens answers 400
     fields: FieldRegistry = field(default_factory=FieldRegistry)
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     opportunities: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -89,7 +91,7 @@ class Location:
     def render(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "companyId": "sandboxAgencyCompany0",
+            "companyId": COMPANY_ID,
             "name": self.name,
             "country": "US",
             "timezone": self.timezone,
@@ -104,7 +106,7 @@ class Location:
 
 
 class CrmState:
-    """All locations, tokens and sandbox switches. Reachable as `app.state.crm`."""
+    """All locations, tokens (PITs here, OAuth in `oauth`) and sandbox switches. Reachable as `app.state.crm`."""
 
     def __init__(self, config: CrmSandboxConfig) -> None:
         self.config = config
@@ -115,6 +117,7 @@ class CrmState:
         self.locations: dict[str, Location] = {}
         self.tokens: dict[str, str] = {}
         self.poisoned: set[str] = set()
+        self.oauth = OAuthState.seeded(config.seed, config.oauth_access_token_ttl_seconds)
         zones = config.location_timezones
         for n in range(1, config.locations + 1):
             self.add_location(name=f"Aesthetix Demo Practice {n}", timezone=zones[(n - 1) % len(zones)])
@@ -155,6 +158,7 @@ class CrmState:
             )
             self.locations[location_id] = loc
             self.tokens[token] = location_id
+            self.oauth.location_added(location_id)
             if self.config.seed_pipelines:
                 self.add_pipeline(loc, "Patient Journey", PATIENT_JOURNEY)
             return loc

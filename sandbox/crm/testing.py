@@ -127,6 +127,16 @@ class CrmSandbox:
         self._clients.append(client)
         return client
 
+    def token_headers(self, token: str, version: str = VERSION) -> dict[str, str]:
+        """Authorization + Version headers for any bearer token (an OAuth access token, say)."""
+        return {"Authorization": f"Bearer {token}", "Version": version, "Accept": "application/json"}
+
+    def token_client(self, token: str, version: str = VERSION) -> ApiClient:
+        """An ApiClient presenting `token` (closed by stop())."""
+        client = ApiClient(self.base_url, self.token_headers(token, version))
+        self._clients.append(client)
+        return client
+
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
@@ -203,6 +213,59 @@ class CrmSandbox:
 
     def reset(self) -> dict:
         return self._admin("POST", "/reset")
+
+    # --- OAuth (the marketplace app; see docs/crm-sandbox.md) --------------------------------------
+
+    def oauth_app(self) -> dict:
+        """{client_id, client_secret, app_id, company_id, redirect_uri}."""
+        return self._admin("GET", "/oauth/app")
+
+    def oauth_install(self, locations: list[str] | str = "all", user_type: str = "Company") -> str:
+        """Install the app on `locations` (ids, or "all") and return the single-use authorization code."""
+        return self._admin("POST", "/oauth/install", json={"locations": locations, "user_type": user_type})["code"]
+
+    def oauth_token(self, **form: str) -> requests.Response:
+        """POST /oauth/token with the app's client id and secret plus `form` (the raw response)."""
+        app = self.oauth_app()
+        body = {"client_id": app["client_id"], "client_secret": app["client_secret"], **form}
+        return self.http.post(self.url("/oauth/token"), data=body, timeout=ADMIN_TIMEOUT)
+
+    def oauth_company_grant(self, locations: list[str] | str = "all") -> dict:
+        """Install at agency level and exchange the code: the /oauth/token body (company access + refresh token)."""
+        code = self.oauth_install(locations)
+        resp = self.oauth_token(grant_type="authorization_code", code=code, user_type="Company")
+        resp.raise_for_status()
+        return resp.json()
+
+    def oauth_location_token(self, company_token: str, location_id: str) -> requests.Response:
+        """POST /oauth/locationToken with a company access token (the raw response)."""
+        body = {"companyId": self.oauth_app()["company_id"], "locationId": location_id}
+        return self.http.post(
+            self.url("/oauth/locationToken"),
+            data=body,
+            headers=self.token_headers(company_token),
+            timeout=ADMIN_TIMEOUT,
+        )
+
+    def oauth_uninstall(self, location_id: str) -> dict:
+        return self._admin("POST", "/oauth/uninstall", json={"locationId": location_id})
+
+    def oauth_revoke(self) -> dict:
+        return self._admin("POST", "/oauth/revoke", json={})
+
+    def set_location_active(self, location_id: str, active: bool) -> dict:
+        """Suspend (False) or reactivate a location."""
+        return self._admin("PUT", "/oauth/location-status", json={"locationId": location_id, "active": active})
+
+    def set_oauth_ttl(self, seconds: float) -> dict:
+        """Life of access tokens issued from now on."""
+        return self._admin("PUT", "/oauth/settings", json={"access_token_ttl_seconds": seconds})
+
+    def oauth_expire_all(self) -> dict:
+        return self._admin("POST", "/oauth/expire-all")
+
+    def oauth_stats(self) -> dict:
+        return self._admin("GET", "/oauth/stats")
 
 
 def start_crm_sandbox(config: CrmSandboxConfig | None = None, **overrides: Any) -> CrmSandbox:
