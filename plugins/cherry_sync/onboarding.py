@@ -304,7 +304,7 @@ def onboarding_report(registry: Any = None, *, check_cherry_keys: bool = True, s
 
 
 def _auth(practice: Any) -> str:
-    return OAUTH if getattr(practice, "crm_auth", "pit") == "oauth" else PIT
+    return OAUTH if practice.crm_auth == "oauth" else PIT
 
 
 def _app_conn_id() -> str:

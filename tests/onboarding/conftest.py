@@ -54,8 +54,9 @@ class OnboardWorld:
 
     def __post_init__(self) -> None:
         self.set_conn("cherry_sync_store", store_connection(self.store_url))
-        # The sandboxes answer fast; tests must not pick up a developer's pacer.
-        self.monkeypatch.delenv("CHERRY_SYNC_PACER_URL", raising=False)
+        # Pacing shared through a file of the test's own: not a developer's pacer, and not the test's PostgreSQL
+        # database, which is dropped at the end of the test while the cached pacer would still be polling it.
+        self.monkeypatch.setenv("CHERRY_SYNC_PACER_URL", f"sqlite:///{self.tmp_path / 'pacing.db'}")
         self.monkeypatch.delenv(conn_env("cherry_sync_pacer"), raising=False)
 
     def set_conn(self, conn_id: str, conn: dict[str, Any]) -> None:
