@@ -6,8 +6,11 @@
    deployment here instead of silently skipping a practice at run time.
 3. Every connection the product needs resolves (from AIRFLOW_CONN_* or any configured secrets backend):
    the sync store, the SMTP server (with its `from_email` extra), and each enabled practice's Cherry and
-   CRM connections (host + password, and the CRM's `location_id` extra). Skipped while the Fernet key is bad:
-   Airflow cannot build any connection with it and would call each one missing.
+   CRM connections (host + password, and the CRM's `location_id` extra). Practices on OAuth (`crm_auth: oauth`)
+   have no CRM connection of their own: they need the marketplace app's connection (host, client id, client
+   secret, `company_id` and `app_id` extras) and the token key connection (valid Fernet keys), once for all of them
+   (an agency authorization not stored yet by the cherry_onboard DAG is noted by step 4). Skipped while the Fernet
+   key is bad: Airflow cannot build any connection with it and would call each one missing.
 4. Each enabled practice's time zones agree: the registry's `timezone`, Cherry's practice zone and the CRM location's
    zone (one `GET /v1/practice` and one `GET /locations/{id}` per practice; cherry_sync.sync.zones). A disagreement
    stops the deployment, unless the registry pins the practice's zone (`timezone_pinned: true`: printed, not
@@ -76,12 +79,12 @@ def connection_problems(registry) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     checked: list[str] = []
 
-    def need(conn_id: str, *, password: bool = False, extras: tuple[str, ...] = ()):
+    def need(conn_id: str, *, password: bool = False, extras: tuple[str, ...] = (), host: bool = True):
         conn = _connection(conn_id)
         if conn is None:
             problems.append(f"connection {conn_id!r} is not defined (set AIRFLOW_CONN_{conn_id.upper()})")
             return None
-        if not conn.host:
+        if host and not conn.host:
             problems.append(f"connection {conn_id!r} has no host")
         if password and not conn.password:
             problems.append(f"connection {conn_id!r} has no password (the API key or token)")
@@ -95,8 +98,29 @@ def connection_problems(registry) -> tuple[list[str], list[str]]:
     need(SMTP_CONN_ID, extras=("from_email",))
     for practice in registry.enabled():
         need(practice.cherry_conn_id, password=True)
-        need(practice.crm_conn_id, password=True, extras=("location_id",))
+        if practice.crm_auth == "pit":
+            need(practice.crm_connection_id, password=True, extras=("location_id",))
+    if any(practice.crm_auth == "oauth" for practice in registry.enabled()):
+        problems += oauth_problems(need)
     return problems, checked
+
+
+def oauth_problems(need) -> list[str]:
+    """What every practice on OAuth shares: the marketplace app's connection and the token key (valid keys)."""
+    from cherry_sync.context import OAUTH_APP_CONN_ID, TOKEN_KEY_CONN_ID
+    from cherry_sync.store.oauth_tokens import TokenCipher, TokenKeyError
+
+    problems: list[str] = []
+    app = need(OAUTH_APP_CONN_ID, password=True, extras=("company_id", "app_id"))
+    if app is not None and not (app.login or (app.extra_dejson or {}).get("client_id")):
+        problems.append(f"connection {OAUTH_APP_CONN_ID!r} has no login (the marketplace app's client id)")
+    key = need(TOKEN_KEY_CONN_ID, password=True, host=False)
+    if key is not None and key.password:
+        try:
+            TokenCipher(key.password, source=f"connection {TOKEN_KEY_CONN_ID!r}")
+        except TokenKeyError as exc:
+            problems.append(str(exc))  # which key of the list, never the key
+    return problems
 
 
 def zone_problems(registry) -> tuple[list[str], list[str]]:

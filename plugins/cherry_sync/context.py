@@ -9,7 +9,9 @@ Connections (resolved when a task runs, never at parse time):
 - `cherry_sync_store`: the sync store (sqlite or postgres). Default pacing state lives beside it.
 - `cherry_sync_pacer` (optional): where API pacing is shared across workers, e.g. `redis://127.0.0.1:6379/0`.
 - `cherry_sync_smtp`: the SMTP server of the monthly reports and the operators' failure emails.
-- each practice's Cherry and CRM connections, as named in the registry.
+- `cherry_sync_highlevel_app`, `cherry_sync_token_key`: the CRM's OAuth app and the tokens' encryption key(s), for
+  practices with `crm_auth: oauth`.
+- each practice's Cherry connection, and for `crm_auth: pit` its CRM connection, as named in the registry.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ if TYPE_CHECKING:
 STORE_CONN_ID = "cherry_sync_store"
 PACER_CONN_ID = "cherry_sync_pacer"
 SMTP_CONN_ID = "cherry_sync_smtp"
+# OAuth practices (`crm_auth: oauth`): the HighLevel marketplace app (host = CRM base URL, login = client id,
+# password = client secret, extras company_id, app_id) serves every such practice's API calls, and the Fernet
+# key(s) that encrypt the tokens in the store.
+OAUTH_APP_CONN_ID = "cherry_sync_highlevel_app"
+TOKEN_KEY_CONN_ID = "cherry_sync_token_key"  # noqa: S105 - a connection id, not a secret
 
 REGISTRY_ENV_VAR = "CHERRY_SYNC_REGISTRY"
 # The registry is the deployment's own file, not package data: `include/practices.yml` of the Airflow project

@@ -95,6 +95,28 @@ CRM_FIELDS: dict[str, dict] = {
     },
     **_RETRY_FIELDS,
     **_TLS_FIELDS,
+    # The marketplace app's connection (cherry_sync_highlevel_app) serves every practice on OAuth: its password is
+    # the app's client secret, and it names the app and the agency instead of a location.
+    "client_id": {
+        "label": "OAuth client id",
+        "description": "Marketplace app connection only: the app's client id (the password is its client secret).",
+        "schema": {"type": ["string", "null"]},
+    },
+    "company_id": {
+        "label": "OAuth company id",
+        "description": "Marketplace app connection only: the agency (company) the app is installed for.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "app_id": {
+        "label": "OAuth app id",
+        "description": "Marketplace app connection only: the marketplace app's id.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "redirect_uri": {
+        "label": "OAuth redirect URI",
+        "description": "Marketplace app connection only, optional: the redirect URI the app is registered with.",
+        "schema": {"type": ["string", "null"]},
+    },
 }
 CRM_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden_fields": _HIDDEN,

@@ -65,6 +65,7 @@ class ReasonCode(StrEnum):
     ASSET_FOLDER_UNAVAILABLE = "asset_folder_unavailable"  # the configured asset folder cannot be read
     SMTP_NOT_CONFIGURED = "smtp_not_configured"  # the SMTP connection is missing or incomplete
     INVALID_REPORT_WINDOW = "invalid_report_window"  # a malformed end date, or a day that has not ended yet
+    LOCATION_INACTIVE = "location_inactive"  # the CRM location is suspended: that practice alone fails
 
     # -- the monthly email ----------------------------------------------------------------------------------------
     SEND_INTERRUPTED = "send_interrupted"  # an earlier attempt died mid-send: delivery unknown

@@ -1,7 +1,10 @@
 """The practice registry: which practices Cherry Sync serves, read from a versioned YAML file.
 
-A practice is one Cherry API key plus one CRM location, both held in Airflow connections the registry names
-(secrets never live in the file). Each entry is validated on its own: a bad entry is reported with its practice
+A practice is one Cherry API key plus one CRM location. The Cherry key is held in an Airflow connection the registry
+names; the CRM location is reached either with its Private Integration Token (`crm_auth: pit`, the default: an
+Airflow connection `crm_conn_id` holding the token and the location id) or through the agency's HighLevel marketplace
+app (`crm_auth: oauth`: only `crm_location_id`; the app's connection and tokens are shared, see
+`cherry_sync.hooks.oauth`). Secrets never live in the file. Each entry is validated on its own: a bad entry is reported with its practice
 and the offending field, and the other practices keep syncing. Only a file that cannot be read as a YAML list is
 fatal (`RegistryFileError`).
 
@@ -20,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -30,10 +33,12 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
-from cherry_sync.context import default_registry_path
+from cherry_sync.context import OAUTH_APP_CONN_ID, default_registry_path
 from cherry_sync.domain.contract import MAX_MONEY, MONEY_PLACES, Email, TimeZoneName, decimal_type
 from cherry_sync.reasons import ReasonCode
 
@@ -42,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+LOCATION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # HighLevel ids; 128: the store's external id columns
 MAX_SLUG = 64  # the store's practices.slug column
 
 
@@ -54,6 +60,12 @@ def _check_slug(value: str) -> str:
 def _check_conn_id(value: str) -> str:
     if not CONN_ID_RE.match(value) or len(value) > 250:
         raise ValueError("an Airflow connection id is letters, digits, '_', '-' and '.'")
+    return value
+
+
+def _check_location_id(value: str) -> str:
+    if not LOCATION_ID_RE.match(value):
+        raise ValueError("a CRM location id is letters, digits, '_' and '-' (at most 128)")
     return value
 
 
@@ -77,6 +89,7 @@ def _money(value: Decimal) -> Decimal:
 
 Slug = Annotated[str, AfterValidator(_check_slug)]
 ConnId = Annotated[str, AfterValidator(_check_conn_id)]
+LocationId = Annotated[str, AfterValidator(_check_location_id)]
 Tag = Annotated[str, AfterValidator(_check_tag)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 # Amounts follow the contract's money rule (a plain decimal, two places at most), whether YAML wrote them as
@@ -160,7 +173,11 @@ class EventDelivery(_Strict):
 
 
 class PracticeConfig(_Strict):
-    """One practice: its Cherry and CRM connections (by Airflow connection id) and its options."""
+    """One practice: its Cherry connection, how it reaches its CRM location, and its options.
+
+    `crm_auth: pit` (default): `crm_conn_id` names the location's connection (its token and `location_id` extra).
+    `crm_auth: oauth`: `crm_location_id` names the location, reached through the marketplace app; no CRM connection.
+    """
 
     slug: Slug
     display_name: Text
@@ -169,16 +186,54 @@ class PracticeConfig(_Strict):
     # warning); false (default): a practice whose three zones differ fails until they agree (sync/zones.py).
     timezone_pinned: StrictBool = False
     cherry_conn_id: ConnId
-    crm_conn_id: ConnId
+    crm_auth: Literal["pit", "oauth"] = "pit"
+    crm_conn_id: ConnId | None = Field(default=None, validate_default=True)
+    crm_location_id: LocationId | None = Field(default=None, validate_default=True)
     enabled: StrictBool = True
     options: PracticeOptions = PracticeOptions()
     events: EventDelivery = EventDelivery()
+
+    # Checked per field (not once per entry), so a missing or misplaced setting is reported under its own name,
+    # next to the entry's other errors. `crm_auth` is declared before both, so it is known here when valid.
+    @field_validator("crm_conn_id")
+    @classmethod
+    def _conn_for_pit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        auth = info.data.get("crm_auth")
+        if auth == "pit" and value is None:
+            raise ValueError("Field required (the CRM location's connection; or set crm_auth: oauth)")
+        if auth == "oauth" and value is not None:
+            raise ValueError("crm_auth: oauth takes no crm_conn_id: the marketplace app's connection serves it")
+        return value
+
+    @field_validator("crm_location_id")
+    @classmethod
+    def _location_for_oauth(cls, value: str | None, info: ValidationInfo) -> str | None:
+        auth = info.data.get("crm_auth")
+        if auth == "oauth" and value is None:
+            raise ValueError("Field required (crm_auth: oauth names the CRM location id here)")
+        if auth == "pit" and value is not None:
+            raise ValueError(
+                "only for crm_auth: oauth; a pit practice's location is its connection's location_id extra"
+            )
+        return value
+
+    @property
+    def crm_connection_id(self) -> str:
+        """The Airflow connection this practice's CRM calls use: its own (pit) or the marketplace app's (oauth)."""
+        if self.crm_auth == "oauth":
+            return OAUTH_APP_CONN_ID
+        assert self.crm_conn_id is not None  # checked by _conn_for_pit
+        return self.crm_conn_id
 
     def fingerprint(self) -> str:
         """A stable hash of this practice's whole configuration (changes whenever any setting does)."""
         # Options left at a default added later are left out, so the fingerprints of entries written before the
         # option existed stay put.
         exclude = set()
+        if self.crm_auth == "pit":
+            exclude.update({"crm_auth", "crm_location_id"})
+        else:
+            exclude.add("crm_conn_id")
         if not self.timezone_pinned:
             exclude.add("timezone_pinned")
         if self.events == EventDelivery():

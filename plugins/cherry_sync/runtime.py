@@ -1,7 +1,8 @@
 """Build what a task needs for one practice, at run time: registry entry, store, hooks, shared pacer.
 
-The connections are those of `cherry_sync.context`, all resolved when a task runs, never at parse time. API
-pacing is shared through `cherry_sync_pacer` when it is defined; without it through the store's PostgreSQL, or for
+The connections are those of `cherry_sync.context`, all resolved when a task runs, never at parse time.
+`crm_hook` is the one way a practice's CRM hook is built, for both ways a practice reaches its CRM location (its own
+Private Integration Token, or the marketplace app's OAuth tokens). API pacing is shared through `cherry_sync_pacer` when it is defined; without it through the store's PostgreSQL, or for
 a SQLite store a file-locked SQLite file next to it.
 """
 
@@ -11,11 +12,14 @@ import logging
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from cherry_sync.context import PACER_CONN_ID, STORE_CONN_ID, PracticeContext
 from cherry_sync.errors import CherrySyncError, Disposition
+from cherry_sync.hooks.base import RetrySettings
 from cherry_sync.hooks.cherry import CherryHook
 from cherry_sync.hooks.crm import AesthetixCrmHook
+from cherry_sync.hooks.oauth import TokenService
 from cherry_sync.hooks.pacing import Pacer, pacer_from_url
 from cherry_sync.reasons import ReasonCode
 from cherry_sync.registry import PracticeConfig, Registry, load_registry
@@ -102,12 +106,43 @@ def shared_pacer() -> Pacer:
     return _pacer_for(None)
 
 
+def crm_hook(
+    practice: PracticeConfig,
+    pacer: Pacer | None = None,
+    *,
+    store: SyncStore | None = None,
+    tokens: TokenService | None = None,
+    retry: RetrySettings | None = None,
+    connection: Any | None = None,
+) -> AesthetixCrmHook:
+    """The practice's CRM hook. `crm_auth: pit`: its own connection (`crm_conn_id`). `crm_auth: oauth`: the
+    marketplace app's connection for `crm_location_id`, its bearer token from `tokens` (default: a `TokenService`
+    on the app and token key connections over `store`, default the sync store's connection).
+
+    `connection` stands in for the Airflow connection (tests; in oauth mode default `tokens`' app connection).
+    """
+    if practice.crm_auth == "oauth":
+        assert practice.crm_location_id is not None  # the registry requires it
+        if tokens is None:
+            tokens = TokenService.from_connections(store or get_store(STORE_CONN_ID), pacer=pacer)
+        return AesthetixCrmHook(
+            practice.crm_connection_id,
+            location_id=practice.crm_location_id,
+            connection=connection or tokens.app.connection,
+            credentials=tokens.credentials(practice.crm_location_id),
+            pacer=pacer,
+            retry=retry,
+        )
+    return AesthetixCrmHook(practice.crm_connection_id, connection=connection, pacer=pacer, retry=retry)
+
+
 def practice_context(practice: PracticeConfig, store: SyncStore | None = None) -> PracticeContext:
     """The practice's context: its registry entry, the store and both hooks, paced through the shared pacer."""
     pacer = shared_pacer()
+    store = store or get_store(STORE_CONN_ID)
     return PracticeContext(
         practice=practice,
-        store=store or get_store(STORE_CONN_ID),
+        store=store,
         cherry=CherryHook(practice.cherry_conn_id, pacer=pacer),
-        crm=AesthetixCrmHook(practice.crm_conn_id, pacer=pacer),
+        crm=crm_hook(practice, pacer, store=store),
     )

@@ -18,7 +18,9 @@ request option becomes a request header. Here every request goes through `reques
 - connection extras configure the hook (`Transport`, `RetrySettings`, pacing); they never become request headers.
 
 The connection: host = the API's base URL (a host without a scheme gets https; the port field is added when the
-host has no port of its own), password = the API key or token.
+host has no port of its own), password = the API key or token, unless the hook is given `credentials` (an object
+with `bearer()` and `rejected(token)`, e.g. a CRM location's OAuth tokens): then the bearer token is asked for on
+every attempt, and a 401 is retried once with the fresh token `rejected()` hands back.
 TLS and proxy extras, as the HTTP provider names them: `verify` (false, or a CA bundle path), `cert` (a client
 certificate file, or [certificate, key]), `proxies` (`{"https": "http://proxy:3128"}`), `trust_env` (also read the
 environment's proxy and CA variables; default false).
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -138,6 +140,31 @@ class Transport:
         session.trust_env = self.trust_env
 
 
+class Credentials(Protocol):
+    """Where a hook's bearer token comes from, per attempt."""
+
+    def bearer(self) -> str | None:
+        """The token to send now (None: no Authorization header)."""
+        ...
+
+    def rejected(self, token: str) -> str | None:
+        """The API answered 401 for `token`: a fresh token to retry once with, or None (the 401 stands)."""
+        ...
+
+
+class ConnectionCredentials:
+    """The default: the connection's password (an API key or Private Integration Token), never renewed."""
+
+    def __init__(self, hook: ApiHook) -> None:
+        self._hook = hook
+
+    def bearer(self) -> str | None:
+        return self._hook.connection.password or None
+
+    def rejected(self, token: str) -> str | None:
+        return None
+
+
 def _flag(value: Any) -> bool | str | None:
     """A boolean extra as JSON or the connection form gives it (true, "false", "1"...); any other text as is (a
     path), and None for anything else."""
@@ -178,10 +205,12 @@ class ApiHook(BaseHook):
         connection: Any | None = None,
         retry: RetrySettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        credentials: Credentials | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
         self._connection_override = connection
+        self.credentials: Credentials = credentials or ConnectionCredentials(self)
         self.pacer = pacer or default_pacer()
         self._retry_override = retry
         self._sleep = sleep
@@ -271,7 +300,8 @@ class ApiHook(BaseHook):
         return f"{self.service}-{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
 
     def get_conn(self) -> requests.Session:
-        """This thread's session: auth and version headers, TLS and proxy settings, TCP keep-alive.
+        """This thread's session: version header, TLS and proxy settings, TCP keep-alive (the Authorization
+        header is added per attempt by `request`).
 
         Extras are *not* copied into headers. Send through `request()`: the session alone neither paces nor
         retries.
@@ -281,8 +311,7 @@ class ApiHook(BaseHook):
             transport = self.transport  # a bad extra fails before anything is built
             session = requests.Session()
             session.headers.update({"Accept": "application/json", "User-Agent": "cherry-sync/0.1"})
-            if self.connection.password:
-                session.headers["Authorization"] = f"Bearer {self.connection.password}"
+            # No Authorization here: `request` sets it per attempt from `credentials` (a token may be renewed).
             if self.version_header:
                 session.headers["Version"] = self.version_header
             transport.apply(session)
@@ -366,6 +395,7 @@ class ApiHook(BaseHook):
         session = self.get_conn()
         url = f"{self.base_url}/{path.lstrip('/')}"
         ambiguous = False
+        renewed = False  # one retry with a fresh token per logical request, whatever the attempts
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(rs.max_attempts) | tenacity.stop_after_delay(rs.max_elapsed_seconds),
@@ -385,27 +415,19 @@ class ApiHook(BaseHook):
                         if found is not None:
                             self.log.info("%s: earlier attempt had been applied; not repeated", op)
                             return found
-                    if self._cancelled.is_set():
-                        raise errors.CancelledError(op, "the task is ending; no new attempt")
-                    self._check_daily_budget(op)
-                    self._wait_for_server_window()
-                    self.pacer.acquire(self.pace_key, self.pace_settings)
-                    with self._lock:
-                        self.calls[op] += 1
-                    self._thread_calls()[op] += 1
-                    response, failure, maybe_sent = self._send(
-                        session,
-                        method,
-                        url,
-                        op,
-                        rs,
-                        stream,
-                        params=params,
-                        json=json,
-                        data=data,
-                        files=files,
-                        headers=headers,
-                    )
+                    token = self.credentials.bearer()
+                    while True:
+                        response, failure, maybe_sent = self._attempt(
+                            session, method, url, op, rs, stream, token, params, json, data, files, headers
+                        )
+                        if response is None or response.status_code != 401 or renewed or not token:
+                            break
+                        fresh = self.credentials.rejected(token)
+                        if not fresh or fresh == token:
+                            break
+                        # The token was refused (expired early, revoked and re-issued): once more with the new one.
+                        response.close()
+                        renewed, token = True, fresh
                     if failure is not None:
                         # Raised here, outside the `except` that caught the requests exception: that exception (its
                         # URL carries query values such as an email) must not ride along as `__context__`.
@@ -430,6 +452,47 @@ class ApiHook(BaseHook):
             exc.attempts = exc.attempts or retrying.statistics.get("attempt_number")
             raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(
+        self,
+        session: requests.Session,
+        method: str,
+        url: str,
+        op: str,
+        rs: RetrySettings,
+        stream: bool,
+        token: str | None,
+        params: dict | None,
+        json: Any,
+        data: Any,
+        files: Any,
+        headers: dict | None,
+    ) -> tuple[requests.Response | None, errors.ApiError | None, bool]:
+        """One paced, counted send with `token` as the bearer (caller headers win: the OAuth client sets its own)."""
+        if self._cancelled.is_set():
+            raise errors.CancelledError(op, "the task is ending; no new attempt")
+        self._check_daily_budget(op)
+        self._wait_for_server_window()
+        self.pacer.acquire(self.pace_key, self.pace_settings)
+        with self._lock:
+            self.calls[op] += 1
+        self._thread_calls()[op] += 1
+        sent_headers = dict(headers or {})
+        if token and "Authorization" not in sent_headers:
+            sent_headers["Authorization"] = f"Bearer {token}"
+        return self._send(
+            session,
+            method,
+            url,
+            op,
+            rs,
+            stream,
+            params=params,
+            json=json,
+            data=data,
+            files=files,
+            headers=sent_headers or None,
+        )
 
     def _send(
         self,

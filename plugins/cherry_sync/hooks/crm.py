@@ -3,7 +3,9 @@
 Connection (conn type `aesthetix_crm`, registered by this package's provider entry point; an `http` connection
 works too): host = base URL (`https://services.leadconnectorhq.com` in production, the sandbox's
 `http://127.0.0.1:8102` locally), password = the location's Private Integration Token, extra `location_id`
-(required). Optional extras as for every hook (timeouts, retries, TLS and proxies: `hooks.base`) and pacing:
+(required). A practice on OAuth (`crm_auth: oauth`) uses the marketplace app's connection instead, with
+`location_id=` given and `credentials=` the location's tokens (`cherry_sync.hooks.oauth`); build either kind with
+`cherry_sync.runtime.crm_hook`. Optional extras as for every hook (timeouts, retries, TLS and proxies: `hooks.base`) and pacing:
 `burst_limit` (default 95) per `burst_window_seconds` (default 10), `daily_reserve` (requests kept back from the
 daily budget, default 0), `max_in_flight` (most requests of the location in flight at once from one task, default
 8: see `hooks.inflight`).
@@ -43,8 +45,9 @@ class AesthetixCrmHook(ApiHook):
     version_header = API_VERSION
     conn_fields = provider.CRM_FIELDS
 
-    def __init__(self, crm_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, crm_conn_id: str = default_conn_name, *, location_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(crm_conn_id, **kwargs)
+        self._location_id = location_id
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -52,6 +55,9 @@ class AesthetixCrmHook(ApiHook):
 
     @property
     def location_id(self) -> str:
+        """The location given to the hook, else the connection's `location_id` extra."""
+        if self._location_id:
+            return self._location_id
         location = self.extra.get("location_id")
         if not location:
             raise errors.ValidationError("connection", f"connection {self.conn_id} has no location_id extra")
@@ -63,7 +69,13 @@ class AesthetixCrmHook(ApiHook):
         return f"crm-{self.location_id}"
 
     def ping(self) -> None:
-        """`GET /locations/{id}` once: the token is valid for this location."""
+        """`GET /locations/{id}` once: the token is valid for this location. On the marketplace app's connection
+        (no location, a `company_id` extra: the form's Test button) the app's client id and secret are checked."""
+        if not self._location_id and not self.extra.get("location_id") and self.extra.get("company_id"):
+            from cherry_sync.hooks.oauth import OAuthApp
+
+            OAuthApp(self.conn_id, connection=self.connection, pacer=self.pacer).ping()
+            return
         self.request("GET", f"/locations/{self.location_id}", op="GET /locations/{id}", retry=PROBE_RETRY)
 
     # -- location -------------------------------------------------------------------------------
@@ -370,6 +382,14 @@ class AesthetixCrmHook(ApiHook):
 
     # -- error shape ----------------------------------------------------------------------------
 
+    def _error_for(self, response: requests.Response, op: str) -> errors.ApiError:
+        error = super()._error_for(response, op)
+        if error.status == 400 and is_location_inactive(error):
+            from cherry_sync.hooks.oauth import LocationInactive  # oauth builds on this module
+
+            return LocationInactive(self.location_id, op)
+        return error
+
     def _error_details(self, response: requests.Response) -> tuple[str | None, str]:
         try:
             body = response.json()
@@ -381,6 +401,11 @@ class AesthetixCrmHook(ApiHook):
         if isinstance(message, list):
             message = "; ".join(str(m) for m in message)
         return body.get("error"), str(message)
+
+
+def is_location_inactive(error: errors.ApiError) -> bool:
+    """HighLevel's answer for a suspended location, on any endpoint: 400 "Location is not active"."""
+    return "location is not active" in (error.api_message or "").lower()
 
 
 def _bare_field_key(key: object, model: str) -> str:

@@ -115,14 +115,15 @@ class PageNumberPaging:
 
 @dataclass(frozen=True)
 class OffsetPaging:
-    """`?offset=&limit=` from offset 0."""
+    """`?offset=&limit=` from offset 0 (`offset_param`: the API's name for the offset, e.g. `skip`)."""
 
     params: dict[str, Any]
     limit: int
     items_key: str
+    offset_param: str = "offset"
 
     def request(self, token: int | None) -> dict[str, Any]:
-        return {"params": {**self.params, "limit": self.limit, "offset": token or 0}}
+        return {"params": {**self.params, "limit": self.limit, self.offset_param: token or 0}}
 
     def read(self, body: Any, token: int | None, op: str) -> tuple[Page, int | None]:
         items = _listed(body, self.items_key, op)

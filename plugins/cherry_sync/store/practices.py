@@ -33,7 +33,7 @@ class PracticeQueries(StoreBase):
                 "timezone": config.timezone,
                 "enabled": config.enabled,
                 "cherry_conn_id": config.cherry_conn_id,
-                "crm_conn_id": config.crm_conn_id,
+                "crm_conn_id": config.crm_connection_id,
                 "registry_fingerprint": config.fingerprint(),
                 "created_at": now,
                 "updated_at": now,

@@ -200,4 +200,10 @@ run_ledger = Table(
 
 
 # Tables of later features live in their own modules and register on `metadata` when imported here.
-from cherry_sync.store import schema_media, schema_reports, schema_smart_list, schema_webhooks  # noqa: E402, F401
+from cherry_sync.store import (  # noqa: E402, F401
+    schema_media,
+    schema_oauth,
+    schema_reports,
+    schema_smart_list,
+    schema_webhooks,
+)

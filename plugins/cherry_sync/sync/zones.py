@@ -26,6 +26,7 @@ from cherry_sync.hooks.crm import AesthetixCrmHook
 from cherry_sync.hooks.pacing import MemoryPacer
 from cherry_sync.reasons import ReasonCode
 from cherry_sync.registry import PracticeConfig
+from cherry_sync.runtime import crm_hook
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +167,16 @@ def check_practice(
     practice: PracticeConfig, cherry: CherryHook | None = None, crm: AesthetixCrmHook | None = None
 ) -> ZoneReport:
     """Read and compare one practice's zones through its Airflow connections (or the hooks given)."""
-    cherry = cherry or CherryHook(practice.cherry_conn_id, pacer=MemoryPacer(), retry=QUICK_RETRY)
-    crm = crm or AesthetixCrmHook(practice.crm_conn_id, pacer=MemoryPacer(), retry=QUICK_RETRY)
     try:
+        cherry = cherry or CherryHook(practice.cherry_conn_id, pacer=MemoryPacer(), retry=QUICK_RETRY)
+        crm = crm or crm_hook(practice, MemoryPacer(), retry=QUICK_RETRY)
         zones = read_zones(practice, cherry, crm)
     except errors.ApiError as exc:
-        return ZoneReport(practice.slug, None, f"time zones not checked: {errors.describe(exc)}", exc.reason_code)
+        return ZoneReport(practice.slug, None, f"time zones not checked: {exc.describe()}", exc.reason_code)
     except AirflowNotFoundException as exc:
         return ZoneReport(practice.slug, None, f"time zones not checked: {exc}", ReasonCode.CONNECTION_MISSING)
+    except CherrySyncError as exc:  # the CRM's OAuth grant is gone, or its tokens cannot be read
+        return ZoneReport(practice.slug, None, f"time zones not checked: {exc.describe()}", exc.reason_code)
     if zones.agree or zones.pinned:
         return ZoneReport(practice.slug, zones)
     return ZoneReport(practice.slug, zones, zones.describe(), TimezoneMismatch.reason_code)
