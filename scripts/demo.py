@@ -30,13 +30,18 @@ from scripts.local_env import (  # noqa: E402
     airflow_env,
     connection_env,
     free_port,
+    install_marketplace_app,
     migrate_metadata,
     registry_practices,
+    registry_with_oauth,
     start_sandboxes,
 )
 
 DEMO_DIR = REPO / ".demo"
 CRM_WINDOW = 1.0  # seconds: time-scaled burst window, 100 requests per window as in production
+# The demo runs both CRM auth modes: this practice through the marketplace app (OAuth), the others with a PIT.
+OAUTH_PRACTICE = "harbor-dermatology"
+DEMO_REGISTRY = DEMO_DIR / "practices.yml"
 
 
 def _step(title: str) -> None:
@@ -100,11 +105,13 @@ class Demo:
                 f"{self.sandboxes.crm_url}/_sandbox/stats/reset", params={"window_seconds": CRM_WINDOW}, timeout=10
             )
             self.mailbox = LocalMailbox(DEMO_DIR / "mailbox")
+            registry_with_oauth(self.sandboxes, {OAUTH_PRACTICE}, DEMO_REGISTRY)
             self.env = airflow_env(
                 self.home,
                 store_url=f"sqlite:///{self.store_path}",
                 extra={
-                    **connection_env(self.sandboxes, crm_window=CRM_WINDOW),
+                    **connection_env(self.sandboxes, DEMO_REGISTRY, crm_window=CRM_WINDOW),
+                    "CHERRY_SYNC_REGISTRY": str(DEMO_REGISTRY),
                     **self.mailbox.conn_env(),
                     "CHERRY_SYNC_REPORT_DIR": str(DEMO_DIR / "reports"),
                     "CHERRY_SYNC_EXPORT_DIR": str(DEMO_DIR / "exports"),
@@ -112,6 +119,7 @@ class Demo:
             )
             _step("Preparing Airflow's metadata database (SQLite)")
             migrate_metadata(self.env)
+            self.onboard()
             self.dag("cherry_backfill", "Backfill, dry run (plan only, zero CRM writes)", dry_run=True)
             self.dag("cherry_backfill", "Backfill: every active Cherry patient into the CRM")
             _step(
@@ -135,6 +143,23 @@ class Demo:
             if getattr(self, "mailbox", None):
                 self.mailbox.stop()
         return 0
+
+    def onboard(self) -> None:
+        """The agency installs the marketplace app on the OAuth practice's location; `cherry_onboard` exchanges the
+        authorization code for the agency's tokens (stored encrypted) and checks every practice."""
+        oauth = [e for e in registry_practices(DEMO_REGISTRY) if e.get("crm_auth") == "oauth"]
+        code = install_marketplace_app(self.sandboxes, [e["crm_location_id"] for e in oauth])
+        print(f"  marketplace app installed on {', '.join(e['slug'] for e in oauth)}'s location (agency consent)")
+        self.dag(
+            "cherry_onboard",
+            "Onboarding: exchange the authorization code, then check every practice (OAuth and PIT)",
+            authorization_code=code,
+        )
+        # The report's table, as the task logged it (slugs, location ids and states only).
+        log = max(DEMO_DIR.glob("cherry_onboard-*.log"), key=lambda p: p.stat().st_mtime)
+        for line in log.read_text().splitlines():
+            if "[cherry_sync.onboarding]" in line and "] " in line:
+                print("  " + line.split("] ", 1)[1].rsplit(" [cherry_sync.onboarding]", 1)[0])
 
     def advance(self) -> int:
         body = {
@@ -216,6 +241,12 @@ class Demo:
             "  Synced with a warning (a shared e-mail or phone left off the contact): "
             f"{dict(sorted(warnings.items())) or 'none'}"
         )
+        oauth = requests.get(f"{self.sandboxes.crm_url}/_sandbox/oauth/stats", timeout=10).json()
+        modes = ", ".join(f"{e['slug']} {e.get('crm_auth', 'pit')}" for e in registry_practices(DEMO_REGISTRY))
+        print(
+            f"  CRM auth: {modes}; OAuth: {sum(oauth['token_grants'].values())} agency token grant(s), "
+            f"{oauth['location_tokens']} location token(s) minted, {oauth['invalid_grant']} invalid_grant"
+        )
         stats = requests.get(f"{self.sandboxes.crm_url}/_sandbox/stats", timeout=10).json()
         worst = max((v["max_in_window"] for v in stats["by_key"].values()), default=0)
         print(
@@ -247,7 +278,7 @@ class Demo:
         wrong = stale = checked = 0
         cherry_practices = self.sandboxes.info["cherry"]["practices"]
         locations = self.sandboxes.info["crm"]["locations"]
-        for index, entry in enumerate(registry_practices()[: len(locations)]):
+        for index, entry in enumerate(registry_practices(DEMO_REGISTRY)[: len(locations)]):
             key = cherry_practices[index]["api_key"]
             state = requests.get(
                 f"{self.sandboxes.crm_url}/_sandbox/state/{locations[index]['id']}",
@@ -280,11 +311,13 @@ def standalone(patients: int) -> int:
     password_file = home / "simple_auth_manager_passwords.json"
     home.mkdir(parents=True, exist_ok=True)
     password_file.write_text(json.dumps({"admin": "admin"}))
+    registry_with_oauth(sandboxes, {OAUTH_PRACTICE}, DEMO_REGISTRY)
     env = airflow_env(
         home,
         store_url=f"sqlite:///{DEMO_DIR / 'cherry_sync_store.db'}",
         extra={
-            **connection_env(sandboxes, crm_window=CRM_WINDOW),
+            **connection_env(sandboxes, DEMO_REGISTRY, crm_window=CRM_WINDOW),
+            "CHERRY_SYNC_REGISTRY": str(DEMO_REGISTRY),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
             "AIRFLOW__API__PORT": port,
@@ -296,6 +329,12 @@ def standalone(patients: int) -> int:
     # The metadata DB and the product's pools (the scheduler never schedules a task whose pool is missing).
     migrate_metadata(env)
     print(f"Sandboxes: Cherry {sandboxes.cherry_url}  CRM {sandboxes.crm_url}")
+    oauth = [e for e in registry_practices(DEMO_REGISTRY) if e.get("crm_auth") == "oauth"]
+    code = install_marketplace_app(sandboxes, [e["crm_location_id"] for e in oauth])
+    print(
+        f"{', '.join(e['slug'] for e in oauth)} syncs through the marketplace app (OAuth): trigger cherry_onboard "
+        f"first with this single-use authorization code (valid 10 minutes): {code}"
+    )
     print(
         "Airflow UI: http://127.0.0.1:"
         + env["AIRFLOW__API__PORT"]

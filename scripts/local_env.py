@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,27 +118,77 @@ def registry_practices(path: Path | None = None) -> list[dict]:
 def connection_env(
     sandboxes: Sandboxes, registry_path: Path | None = None, *, crm_window: float = 10.0, crm_burst: int = 95
 ) -> dict[str, str]:
-    """AIRFLOW_CONN_* for every registry practice, pointing at the sandboxes (JSON connection form)."""
+    """AIRFLOW_CONN_* for every registry practice, pointing at the sandboxes (JSON connection form).
+
+    A `crm_auth: pit` entry gets its own CRM connection (the location's PIT); when any entry is `crm_auth: oauth`,
+    the CRM sandbox's marketplace app connection and a fresh token key are added once, for all of them.
+    """
     env: dict[str, str] = {}
     cherry_practices = sandboxes.info["cherry"]["practices"]
     locations = sandboxes.info["crm"]["locations"]
+    pacing = {"burst_limit": crm_burst, "burst_window_seconds": crm_window}
     for index, entry in enumerate(registry_practices(registry_path)):
         if index >= len(cherry_practices) or index >= len(locations):
             break
         cherry = {"conn_type": "http", "host": sandboxes.cherry_url, "password": cherry_practices[index]["api_key"]}
+        env[f"AIRFLOW_CONN_{entry['cherry_conn_id'].upper()}"] = json.dumps(cherry)
+        if entry.get("crm_auth") == "oauth":
+            env.update(oauth_app_env(sandboxes, pacing))
+            continue
         crm = {
             "conn_type": "http",
             "host": sandboxes.crm_url,
             "password": locations[index]["token"],
-            "extra": {
-                "location_id": locations[index]["id"],
-                "burst_limit": crm_burst,
-                "burst_window_seconds": crm_window,
-            },
+            "extra": {"location_id": locations[index]["id"], **pacing},
         }
-        env[f"AIRFLOW_CONN_{entry['cherry_conn_id'].upper()}"] = json.dumps(cherry)
         env[f"AIRFLOW_CONN_{entry['crm_conn_id'].upper()}"] = json.dumps(crm)
     return env
+
+
+def oauth_app_env(sandboxes: Sandboxes, pacing: dict | None = None) -> dict[str, str]:
+    """The two connections every `crm_auth: oauth` practice shares: the CRM sandbox's marketplace app
+    (`cherry_sync_highlevel_app`) and the key that encrypts the stored tokens (`cherry_sync_token_key`)."""
+    from cryptography.fernet import Fernet
+
+    app = requests.get(f"{sandboxes.crm_url}/_sandbox/oauth/app", timeout=10).json()
+    connection = {
+        "conn_type": "aesthetix_crm",
+        "host": sandboxes.crm_url,
+        "login": app["client_id"],
+        "password": app["client_secret"],
+        "extra": {"company_id": app["company_id"], "app_id": app["app_id"], **(pacing or {})},
+    }
+    key = sandboxes.info.setdefault("token_key", Fernet.generate_key().decode())
+    return {
+        "AIRFLOW_CONN_CHERRY_SYNC_HIGHLEVEL_APP": json.dumps(connection),
+        "AIRFLOW_CONN_CHERRY_SYNC_TOKEN_KEY": json.dumps({"conn_type": "generic", "password": key}),
+    }
+
+
+def registry_with_oauth(sandboxes: Sandboxes, slugs: set[str], target: Path, source: Path | None = None) -> Path:
+    """A copy of the registry in which the practices `slugs` reach their CRM location through the marketplace app
+    (`crm_auth: oauth` + the paired sandbox location's id) instead of a PIT connection."""
+    entries = yaml.safe_load((source or REPO / "include" / "practices.yml").read_text()) or []
+    locations = sandboxes.info["crm"]["locations"]
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and entry.get("slug") in slugs and index < len(locations):
+            entry.pop("crm_conn_id", None)
+            entry.update(crm_auth="oauth", crm_location_id=locations[index]["id"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(entries, sort_keys=False))
+    return target
+
+
+def install_marketplace_app(sandboxes: Sandboxes, location_ids: list[str]) -> str:
+    """The agency admin's consent in the CRM sandbox: the app installed on `location_ids`; returns the single-use
+    authorization code that `cherry_onboard` exchanges for the agency's tokens."""
+    answer = requests.post(
+        f"{sandboxes.crm_url}/_sandbox/oauth/install",
+        json={"locations": location_ids, "user_type": "Company"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return answer.json()["code"]
 
 
 def airflow_env(home: Path, *, store_url: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -15,8 +15,10 @@ from collections.abc import Mapping
 
 
 def is_crm_write(endpoint: str) -> bool:
-    """A counted endpoint ("POST /contacts/upsert") that writes; the CRM's POST /contacts/search only reads."""
-    return endpoint.split()[0] in ("POST", "PUT", "DELETE") and "/contacts/search" not in endpoint
+    """A counted endpoint ("POST /contacts/upsert") that writes CRM data. The CRM's POST /contacts/search only
+    reads, and the OAuth token endpoints (POST /oauth/token, /oauth/locationToken) grant tokens, not data."""
+    method, _, path = endpoint.partition(" ")
+    return method in ("POST", "PUT", "DELETE") and "/contacts/search" not in path and not path.startswith("/oauth/")
 
 
 def crm_writes(endpoints: Mapping[str, int]) -> int:

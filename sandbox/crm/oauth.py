@@ -122,6 +122,8 @@ class OAuthState:
     refresh_tokens: dict[str, Grant] = field(default_factory=dict)
     access_tokens: dict[str, AccessToken] = field(default_factory=dict)
     counters: Counter = field(default_factory=Counter)
+    # Every token and code ever issued, live or not: what a leak scan looks for (in-process access only).
+    issued: list[str] = field(default_factory=list)
 
     @classmethod
     def seeded(cls, seed: int, access_token_ttl_seconds: float = DEFAULT_ACCESS_TTL_SECONDS) -> OAuthState:
@@ -143,6 +145,7 @@ class OAuthState:
                 self.install_to_future_locations = True
             grant = Grant(user_type, location_ids[0] if user_type == "Location" else None)
             code = CODE_PREFIX + secrets.token_urlsafe(24)
+            self.issued.append(code)
             self.codes[code] = AuthCode(grant, time.monotonic() + CODE_TTL_SECONDS)
             return code
 
@@ -272,6 +275,7 @@ class OAuthState:
     def _new_access_token(self, template: AccessToken) -> tuple[str, float]:
         ttl = self.access_token_ttl_seconds
         token = ACCESS_PREFIX + secrets.token_urlsafe(32)
+        self.issued.append(token)
         template.expires_at = time.monotonic() + ttl
         self.access_tokens[token] = template
         return token, ttl
@@ -279,6 +283,7 @@ class OAuthState:
     def _issue_pair(self, grant: Grant) -> dict:
         access, ttl = self._new_access_token(AccessToken(grant.user_type, grant.location_id, 0.0))
         refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        self.issued.append(refresh)
         self.refresh_tokens[refresh] = grant
         body = {
             "access_token": access,

@@ -267,6 +267,13 @@ class CrmSandbox:
     def oauth_stats(self) -> dict:
         return self._admin("GET", "/oauth/stats")
 
+    def oauth_issued_tokens(self) -> list[str]:
+        """Every authorization code, access and refresh token issued since the last reset, live or not (read from
+        the in-process state: the HTTP admin routes never show them)."""
+        oauth = self.state.oauth
+        with oauth.lock:
+            return list(oauth.issued)
+
 
 def start_crm_sandbox(config: CrmSandboxConfig | None = None, **overrides: Any) -> CrmSandbox:
     """Start a sandbox from `config` (default CrmSandboxConfig()) with field `overrides` applied."""

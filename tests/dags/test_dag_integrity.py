@@ -12,7 +12,7 @@ import pytest
 from scripts.local_env import REPO, airflow_env
 
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
-EXPECTED = {"cherry_backfill", "cherry_media_import", "cherry_metrics_email", "cherry_refresh", "cherry_smart_list"}
+EXPECTED = {"cherry_backfill", "cherry_media_import", "cherry_onboard", "cherry_metrics_email", "cherry_refresh", "cherry_smart_list"}
 
 # Runs in a fresh interpreter: imports Airflow first, then times only the DAG file's own execution.
 _PARSE = """

@@ -22,7 +22,7 @@ import yaml
 from cherry_sync.store import SyncStore, engine_from_url, store_from_engine
 from sandbox.cherry.testing import CherrySandbox
 from sandbox.crm.testing import CrmSandbox, start_crm_sandbox
-from scripts.local_env import _store_conn, connection_env, registry_practices
+from scripts.local_env import _store_conn, connection_env, registry_practices, registry_with_oauth
 from tests.e2e.stack import AirflowStack
 from tests.fixtures.databases import create_database, drop_database
 from tests.fixtures.smtp import SmtpServer, start_smtp_server
@@ -60,7 +60,8 @@ class Deployment:
 @contextmanager
 def deployed(home: Path, options: dict[str, Any] | None = None, on_stop=None) -> Iterator[Deployment]:
     """Start a deployment with its Airflow home in `home`; stop it and drop its databases on exit. `options`:
-    `registry` (entries replacing include/practices.yml), `cherry_extras` (slug -> extras of that practice's Cherry
+    `registry` (entries replacing include/practices.yml), `oauth` (slugs whose CRM location is reached through the
+    CRM sandbox's marketplace app instead of a PIT: `cherry_onboard` must exchange a code first), `cherry_extras` (slug -> extras of that practice's Cherry
     connection), `triggerer` (start one), `env` (more Airflow settings), `patients` (per Cherry practice, 40).
     `on_stop(stack)` is called once the stack has stopped (to keep its logs)."""
     options = options or {}
@@ -83,6 +84,8 @@ def deployed(home: Path, options: dict[str, Any] | None = None, on_stop=None) ->
         if options.get("registry"):
             registry_path = home / "practices.yml"
             registry_path.write_text(yaml.safe_dump(options["registry"]))
+        if options.get("oauth"):
+            registry_path = registry_with_oauth(sandboxes, set(options["oauth"]), home / "practices.yml", registry_path)
         cherry_connections = connection_env(sandboxes, registry_path, crm_window=CRM_WINDOW)
         for entry in registry_practices(registry_path):
             extras = options.get("cherry_extras", {}).get(entry["slug"])

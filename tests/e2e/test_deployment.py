@@ -1,14 +1,16 @@
 """The five DAGs under the real scheduler: CeleryExecutor (Redis broker), PostgreSQL metadata DB, scheduler,
 dag-processor, api-server and two Celery workers, every run triggered through Airflow's REST API.
 
-The tests run in file order on one deployment (tests/e2e/conftest.py), each phase on the state the last one left:
+The tests run in file order on one deployment (tests/e2e/conftest.py), each phase on the state the last one left.
+Both CRM auth modes run: lumen-medspa reaches its location through the marketplace app (OAuth), the others with a PIT.
+0. the agency installs the app; `cherry_onboard` exchanges the authorization code and finds every practice ready;
 1. backfill two practices, Cherry time advances, refresh, smart list, media import, monthly email: the CRM sandbox
    and the SMTP inbox hold what each step promises, and pools kept the CRM tasks one at a time;
 2. a worker is SIGKILLed in the middle of a backfill: the scheduler notices, the task is retried on the other
    worker, and the CRM ends with exactly the contacts the dry run planned, none twice, and a re-run writes nothing;
 3. a practice whose Cherry key was deactivated fails alone, and the operators get one email about it;
 4. patient-data canaries seeded at the start appear in the CRM but in no task log, component log, XCom value or
-   failure notification.
+   failure notification; neither do the authorization code, the app's client secret or any OAuth token.
 """
 
 from __future__ import annotations
@@ -31,7 +33,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.airflow, pytest
 
 SYNCED = ["glow-aesthetics", "lumen-medspa"]  # phase 1
 KILLED = "harbor-dermatology"  # phase 2 and 3
-DAG_IDS = {"cherry_backfill", "cherry_refresh", "cherry_smart_list", "cherry_media_import", "cherry_metrics_email"}
+OAUTH = "lumen-medspa"  # through the marketplace app; the other two with a PIT
+DEPLOYMENT_OPTIONS = {"oauth": [OAUTH]}
+DAG_IDS = {
+    "cherry_backfill",
+    "cherry_refresh",
+    "cherry_smart_list",
+    "cherry_media_import",
+    "cherry_metrics_email",
+    "cherry_onboard",
+}
+# OAuth secrets this deployment handled, for the leak scan of the last phase.
+OAUTH_SECRETS: list[str] = []
 
 # Patient-data canaries: values no real data, id, timestamp or log format would contain by chance.
 CANARIES = [
@@ -110,6 +123,24 @@ def test_deployment_is_up_and_parses_every_dag(deployment: Deployment):
     _set_slots(client, "cherry_sync_crm_api", 1)
     workers = [c for c in deployment.stack.components.values() if c.name.startswith("worker")]
     assert len(workers) == 2 and all(w.alive() for w in workers)
+
+
+def test_onboarding_exchanges_the_code_and_finds_every_practice_ready(deployment: Deployment):
+    code = deployment.crm.oauth_install([deployment.location_id(OAUTH)])
+    OAUTH_SECRETS.extend([code, deployment.crm.oauth_app()["client_secret"]])
+    run_id = _run(deployment, "cherry_onboard", {"authorization_code": code})
+    client = deployment.stack.client()
+    report = client.call(
+        "GET", f"/dags/cherry_onboard/dagRuns/{run_id}/taskInstances/onboarding_report/xcomEntries/return_value"
+    )["value"]
+    report = json.loads(report) if isinstance(report, str) else report
+    states = {p["slug"]: (p["auth"].lower(), p["state"]) for p in report["practices"]}
+    assert states == {
+        "glow-aesthetics": ("pit", "ready"),
+        OAUTH: ("oauth", "ready"),
+        KILLED: ("pit", "ready"),
+    }, states
+    assert deployment.crm.oauth_stats()["token_grants"]["authorization_code"] == 1
 
 
 def test_pipeline_end_to_end_through_the_rest_api(deployment: Deployment):
@@ -253,6 +284,8 @@ def test_practice_with_a_revoked_key_fails_alone_and_operators_are_emailed(deplo
     rows = _ledger(deployment, "cherry_refresh", run_id, "apply_events")
     assert rows[KILLED].status == "failed" and rows[KILLED].details.get("reason")
     assert all(rows[slug].status == "success" for slug in SYNCED)
+    # The OAuth practice wrote with location tokens minted from the agency token, never with a PIT.
+    assert deployment.crm.oauth_stats()["location_tokens"] >= 1
 
     notices = [m for m in deployment.smtp.messages if m.message[NOTIFICATION_HEADER]]
     assert len(notices) == 1, [m.message["Subject"] for m in notices]
@@ -296,3 +329,8 @@ def test_no_patient_data_in_logs_xcom_or_notifications(deployment: Deployment):
         if pattern.search(content)
     ]
     assert hits == [], "patient data leaked:\n" + "\n".join(hits[:50])
+    # Nor any OAuth secret: the authorization code, the client secret, and every token the CRM issued.
+    secrets = [*OAUTH_SECRETS, *deployment.crm.oauth_issued_tokens()]
+    assert len(secrets) >= 4, "the OAuth phase did not run: nothing to look for"
+    leaked = [name for name, content in places.items() for secret in secrets if secret in content]
+    assert leaked == [], f"an OAuth secret appears in: {sorted(set(leaked))}"

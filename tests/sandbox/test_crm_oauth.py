@@ -483,3 +483,31 @@ def test_cli_sets_the_ttl_and_names_the_app(crm_sandbox):
     banner = describe(crm_sandbox.base_url, crm_sandbox.app)
     app = crm_sandbox.oauth_app()
     assert app["client_id"] in banner and app["client_secret"] not in banner
+
+
+def test_token_grants_are_not_counted_as_crm_writes() -> None:
+    """What the demo and the tests call a CRM write: data written, not a token granted."""
+    from sandbox.common.stats import crm_writes
+
+    counts = {
+        "POST /oauth/token": 2,
+        "POST /oauth/locationToken": 3,
+        "GET /oauth/installedLocations": 1,
+        "POST /contacts/search": 4,
+        "POST /contacts/upsert": 5,
+        "PUT /contacts/{contactId}": 6,
+        "DELETE /contacts/{contactId}/tags": 7,
+    }
+    assert crm_writes(counts) == 5 + 6 + 7
+
+
+def test_every_issued_code_and_token_is_kept_for_leak_scans(crm_sandbox) -> None:
+    crm = crm_sandbox
+    crm.reset()
+    grant = crm.oauth_company_grant()
+    location = _location_token(crm, grant["access_token"], crm.locations[0].id)
+    refreshed = _refresh(crm, grant["refresh_token"]).json()
+    issued = crm.oauth_issued_tokens()
+    expected = {grant["access_token"], grant["refresh_token"], location}
+    assert expected | {refreshed["access_token"], refreshed["refresh_token"]} <= set(issued)
+    assert sum(token.startswith("sbx-code-") for token in issued) == 1
