@@ -15,10 +15,12 @@ import airflow
 import jsonschema
 import pytest
 from airflow._shared.module_loading import import_string  # what ProvidersManager imports hooks with
+from airflow.sdk import Connection
 
 from cherry_sync import provider
 from cherry_sync.hooks import errors
 from cherry_sync.hooks.inflight import WriteWindow
+from cherry_sync.hooks.oauth import OAuthApp
 from tests.hooks.conftest import FAST, crm_hook
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +68,11 @@ def test_every_form_field_sets_what_it_says(crm_sandbox):
         "max_attempts": 4,
         "verify": "false",
     }
-    assert set(extra) == set(provider.CRM_FIELDS) and set(provider.CHERRY_FIELDS) < set(extra)
+    # The marketplace app's connection (crm_auth: oauth practices) has the same form; these fields are its own.
+    app_extra = {"client_id": "client-1", "company_id": "agency-1", "app_id": "app-1", "redirect_uri": "https://x/cb"}
+    assert set(extra) | set(app_extra) == set(provider.CRM_FIELDS) and set(provider.CHERRY_FIELDS) < set(extra)
+    app = OAuthApp("app", connection=Connection(conn_id="app", conn_type="aesthetix_crm", extra=json.dumps(app_extra)))
+    assert (app.client_id, app.company_id, app.app_id, app.redirect_uri) == tuple(app_extra.values())
     hook = crm_hook(crm_sandbox, **extra)
     assert hook.location_id == extra["location_id"]
     assert (hook.pace_settings.max_requests, hook.pace_settings.window_seconds) == (40, 5.0)
