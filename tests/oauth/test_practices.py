@@ -66,26 +66,6 @@ def oauth_env(sandbox_envs: SandboxEnvs, store) -> OAuthEnv:
     return sandbox_envs.build(OAuthEnv, store=store, cherry={"patients_per_practice": 200})
 
 
-class IssuedTokens:
-    """Records every token the sandbox issues (by wrapping its token factories: the sandbox's code, not ours)."""
-
-    def __init__(self, oauth_state) -> None:
-        self.tokens: list[str] = []
-        issue_pair, new_access = oauth_state._issue_pair, oauth_state._new_access_token
-
-        def _issue_pair(grant):
-            body = issue_pair(grant)
-            self.tokens += [body["access_token"], body["refresh_token"]]
-            return body
-
-        def _new_access_token(template):
-            token, ttl = new_access(template)
-            self.tokens.append(token)
-            return token, ttl
-
-        oauth_state._issue_pair, oauth_state._new_access_token = _issue_pair, _new_access_token
-
-
 def assert_nowhere(secrets: list[str], *texts: str) -> None:
     assert secrets
     for secret in secrets:
@@ -148,7 +128,6 @@ def test_suspended_location_fails_that_practice_alone(oauth_env: OAuthEnv) -> No
 def test_no_token_or_secret_in_logs_errors_or_outputs(oauth_env: OAuthEnv, caplog, capfd) -> None:
     env = oauth_env
     caplog.set_level(logging.DEBUG)
-    issued = IssuedTokens(env.crm.state.oauth)
     env.crm.set_oauth_ttl(1.0)
     tokens = env.connect()
     ctx = env.oauth_ctx(0)
@@ -164,8 +143,9 @@ def test_no_token_or_secret_in_logs_errors_or_outputs(oauth_env: OAuthEnv, caplo
             failures.append(exc)
     assert [type(f) for f in failures] == [OAuthGrantRevoked, OAuthGrantRevoked]
 
-    assert len(issued.tokens) >= 6
-    secrets = issued.tokens + env.conns.secrets
+    issued = env.crm.oauth_issued_tokens()
+    assert len(issued) >= 6
+    secrets = issued + env.conns.secrets
     out, err = capfd.readouterr()
     exported: dict[str, Any] = summary.as_dict()
     # What the practice operator keeps of a failed run: the failure's ledger details and the calls made.
