@@ -9,9 +9,18 @@ from __future__ import annotations
 import pytest
 
 from cherry_sync.hooks import errors
-from tests.hooks.conftest import FAST, crm_hook
+from cherry_sync.hooks.base import RetrySettings
+from tests.hooks.conftest import FAST, ROOMY, crm_hook
 
 WRITE_FAULTS = ["write_then_500", "500"]  # applied and answered 500 / refused with 500 before applying
+# Counted attempts must not include a repeat caused by a slow answer on a loaded machine: a roomy read timeout, and
+# where a hang is the fault, a hang well past a read timeout that still leaves an ordinary answer 2 s.
+HANG_SECONDS = 3.0
+HANG_RETRY = RetrySettings(**{**FAST.__dict__, "read_timeout": 2.0})
+
+
+def _retry_for(fault: str) -> RetrySettings:
+    return HANG_RETRY if fault == "hang" else ROOMY
 
 
 def _counts(crm) -> dict:
@@ -23,15 +32,15 @@ def _counts(crm) -> dict:
 
 @pytest.mark.parametrize("fault", ["429_no_retry_after", "500", "502", "503", "hang"])
 def test_reads_are_retried_through_faults(crm_sandbox, fault):
-    crm_sandbox.set_faults(script=[fault, fault], hang_seconds=1.5)
-    hook = crm_hook(crm_sandbox)
+    crm_sandbox.set_faults(script=[fault, fault], hang_seconds=HANG_SECONDS)
+    hook = crm_hook(crm_sandbox, retry=_retry_for(fault))
     assert hook.list_pipelines()
     assert hook.calls["GET /opportunities/pipelines"] == 3
 
 
 def test_429_retry_after_is_honoured(crm_sandbox, sleeps):
     crm_sandbox.set_faults(script=["429"], retry_after_seconds=4)
-    hook = crm_hook(crm_sandbox, sleep=sleeps)
+    hook = crm_hook(crm_sandbox, sleep=sleeps, retry=ROOMY)
     assert hook.list_pipelines()
     assert hook.calls["GET /opportunities/pipelines"] == 2
     assert len(sleeps.waits) == 1 and 4 <= sleeps.waits[0] <= 4.25
@@ -39,7 +48,7 @@ def test_429_retry_after_is_honoured(crm_sandbox, sleeps):
 
 def test_latency_needs_no_retry(crm_sandbox):
     crm_sandbox.set_faults(latency_ms=120)
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     hook.upsert_contact({"email": "slow@example.org"})
     assert hook.list_pipelines()
     assert hook.api_calls == 2
@@ -47,8 +56,8 @@ def test_latency_needs_no_retry(crm_sandbox):
 
 @pytest.mark.parametrize("fault", ["429", "429_no_retry_after", "500", "503", "write_then_500", "hang"])
 def test_upsert_through_faults_leaves_one_contact(crm_sandbox, fault):
-    crm_sandbox.set_faults(script=[fault], retry_after_seconds=0, hang_seconds=1.5)
-    hook = crm_hook(crm_sandbox)
+    crm_sandbox.set_faults(script=[fault], retry_after_seconds=0, hang_seconds=HANG_SECONDS)
+    hook = crm_hook(crm_sandbox, retry=_retry_for(fault))
     contact, created = hook.upsert_contact({"firstName": "Fay", "email": "fay@example.org"})
     assert created is True
     assert hook.calls["POST /contacts/upsert"] == 2
@@ -59,7 +68,7 @@ def test_upsert_through_faults_leaves_one_contact(crm_sandbox, fault):
 @pytest.mark.parametrize("fault", WRITE_FAULTS)
 def test_upsert_of_an_existing_contact_lands_after_a_lost_answer(crm_sandbox, fault):
     """A 5xx on an update-by-upsert: the new values must be in the CRM, whether or not the first try landed."""
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     contact, _ = hook.upsert_contact({"firstName": "Old", "email": "existing@example.org"})
     crm_sandbox.set_faults(script=[fault])
     again, _ = hook.upsert_contact({"firstName": "New", "email": "existing@example.org"})
@@ -75,7 +84,7 @@ def test_upsert_of_an_existing_contact_lands_after_a_lost_answer(crm_sandbox, fa
 def test_create_opportunity_is_reconciled(crm_sandbox, fault):
     loc = crm_sandbox.location(0).id
     crm_sandbox.set_location_settings(loc, allowDuplicateOpportunity=True)  # a blind repeat would duplicate
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     pipeline = hook.list_pipelines()[0]
     contact, _ = hook.upsert_contact({"email": "opp.fault@example.org"})
     crm_sandbox.set_faults(script=[fault])
@@ -89,7 +98,7 @@ def test_create_opportunity_is_reconciled(crm_sandbox, fault):
 
 @pytest.mark.parametrize("fault", WRITE_FAULTS)
 def test_create_folder_is_reconciled(crm_sandbox, fault):
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     parent = hook.create_folder("Cherry")
     crm_sandbox.set_faults(script=[fault])
     folder = hook.create_folder("Promotions", parent_id=parent["id"])
@@ -100,7 +109,7 @@ def test_create_folder_is_reconciled(crm_sandbox, fault):
 
 @pytest.mark.parametrize("fault", WRITE_FAULTS)
 def test_upload_file_is_reconciled(crm_sandbox, fault):
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     parent = hook.create_folder("Cherry")
     crm_sandbox.set_faults(script=[fault])
     uploaded = hook.upload_file(
@@ -115,7 +124,7 @@ def test_upload_file_is_reconciled(crm_sandbox, fault):
 @pytest.mark.parametrize("field_key", ["contact.cherry_fault_test", "cherry_fault_test"])
 def test_create_custom_field_is_reconciled(crm_sandbox, fault, field_key):
     """The CRM stores the key with its model prefix whether or not it was sent with one."""
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     crm_sandbox.set_faults(script=[fault])
     field = hook.create_custom_field(
         {"name": "Cherry Fault Test", "dataType": "TEXT", "model": "contact", "fieldKey": field_key}
@@ -126,7 +135,7 @@ def test_create_custom_field_is_reconciled(crm_sandbox, fault, field_key):
 
 
 def test_send_email_is_never_repeated_blind(crm_sandbox):
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     contact, _ = hook.upsert_contact({"email": "once@example.org"})
     crm_sandbox.set_faults(script=["write_then_500"])
     with pytest.raises(errors.AmbiguousWriteError):
@@ -137,7 +146,7 @@ def test_send_email_is_never_repeated_blind(crm_sandbox):
 
 def test_send_email_refused_by_5xx_is_not_repeated_either(crm_sandbox):
     """The hook cannot tell a 500-before from a 500-after: it does not guess."""
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     contact, _ = hook.upsert_contact({"email": "maybe@example.org"})
     crm_sandbox.set_faults(script=["500"])
     with pytest.raises(errors.AmbiguousWriteError):
@@ -147,7 +156,7 @@ def test_send_email_refused_by_5xx_is_not_repeated_either(crm_sandbox):
 
 def test_send_email_429_is_retried(crm_sandbox):
     """A 429 means the write was refused, not applied: safe to repeat even when not idempotent."""
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     contact, _ = hook.upsert_contact({"email": "later@example.org"})
     crm_sandbox.set_faults(script=["429_no_retry_after"])
     hook.send_email({"contactId": contact["id"], "subject": "Later", "html": "<p>later</p>"})
@@ -156,7 +165,7 @@ def test_send_email_429_is_retried(crm_sandbox):
 
 def test_writes_give_up_after_max_attempts(crm_sandbox):
     crm_sandbox.set_faults(server_error_share=1.0, methods=["POST"])
-    hook = crm_hook(crm_sandbox)
+    hook = crm_hook(crm_sandbox, retry=ROOMY)
     with pytest.raises(errors.ServerError):
         hook.upsert_contact({"email": "never@example.org"})
     assert hook.calls["POST /contacts/upsert"] == FAST.max_attempts
@@ -166,7 +175,7 @@ def test_a_write_that_lands_late_is_found_before_any_later_repeat(crm_sandbox):
     """A create whose answer was lost can land after the first look found nothing (the CRM keeps working after the
     client gave up). Here it lands while the hook waits out a 429 on its repeat: the next repeat must look again
     rather than create blind (which the CRM refuses: the key is taken)."""
-    crm_sandbox.set_faults(script=["hang", "429"], methods=["POST"], hang_seconds=1.0, retry_after_seconds=0)
+    crm_sandbox.set_faults(script=["hang", "429"], methods=["POST"], hang_seconds=HANG_SECONDS, retry_after_seconds=0)
     body = {"name": "Cherry Late Test", "dataType": "TEXT", "model": "contact", "fieldKey": "contact.cherry_late_test"}
     waits: list[float] = []
 
@@ -176,7 +185,7 @@ def test_a_write_that_lands_late_is_found_before_any_later_repeat(crm_sandbox):
             landed = crm_sandbox.client(0).post(f"/locations/{crm_sandbox.location(0).id}/customFields", json=body)
             assert landed.status_code == 201, landed.text
 
-    hook = crm_hook(crm_sandbox, sleep=sleep)
+    hook = crm_hook(crm_sandbox, sleep=sleep, retry=HANG_RETRY)
     field = hook.create_custom_field(body)
     stored = crm_sandbox.location_state(crm_sandbox.location(0).id)["customFields"]
     assert [f["id"] for f in stored] == [field["id"]]
@@ -185,7 +194,7 @@ def test_a_write_that_lands_late_is_found_before_any_later_repeat(crm_sandbox):
 
 def test_429_retry_after_as_an_http_date_is_honoured(crm_sandbox, sleeps):
     crm_sandbox.set_faults(script=["429"], retry_after_seconds=4, retry_after_format="http-date")
-    hook = crm_hook(crm_sandbox, sleep=sleeps)
+    hook = crm_hook(crm_sandbox, sleep=sleeps, retry=ROOMY)
     assert hook.list_pipelines()
     assert hook.calls["GET /opportunities/pipelines"] == 2
     assert len(sleeps.waits) == 1 and 3 <= sleeps.waits[0] <= 4.25

@@ -391,16 +391,24 @@ class AesthetixCrmHook(ApiHook):
         return error
 
     def _error_details(self, response: requests.Response) -> tuple[str | None, str]:
-        try:
-            body = response.json()
-        except ValueError:
-            return None, response.reason or ""
-        if not isinstance(body, dict):
-            return None, response.reason or ""
-        message = body.get("message", "")
-        if isinstance(message, list):
-            message = "; ".join(str(m) for m in message)
-        return body.get("error"), str(message)
+        return error_details(response)
+
+
+def error_details(response: requests.Response, message_keys: tuple[str, ...] = ("message",)) -> tuple[str | None, str]:
+    """(`error`, message) of a HighLevel error body (`{statusCode, message, error}`, where a 422's message is a list
+    of strings); the message is the first of `message_keys` present (the OAuth endpoints answer RFC 6749's
+    `error_description`). Without a JSON object: (None, the HTTP reason)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.reason or ""
+    if not isinstance(body, dict):
+        return None, response.reason or ""
+    message = next((body[key] for key in message_keys if key in body), "")
+    if isinstance(message, list):
+        message = "; ".join(str(m) for m in message)
+    code = body.get("error")
+    return (str(code) if code else None), str(message)
 
 
 def is_location_inactive(error: errors.ApiError) -> bool:

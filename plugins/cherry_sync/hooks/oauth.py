@@ -36,7 +36,7 @@ from cherry_sync.context import OAUTH_APP_CONN_ID, TOKEN_KEY_CONN_ID
 from cherry_sync.errors import CherrySyncError, Disposition
 from cherry_sync.hooks import errors
 from cherry_sync.hooks.base import PROBE_RETRY, ApiHook, RetrySettings, _mask
-from cherry_sync.hooks.crm import API_VERSION, is_location_inactive
+from cherry_sync.hooks.crm import API_VERSION, error_details, is_location_inactive
 from cherry_sync.hooks.pacing import Pacer
 from cherry_sync.hooks.paging import OffsetPaging
 from cherry_sync.reasons import ReasonCode
@@ -277,17 +277,7 @@ class OAuthApp(ApiHook):
 
     def _error_details(self, response: requests.Response) -> tuple[str | None, str]:
         """RFC 6749 errors (`error`, `error_description`) and HighLevel's (`statusCode`, `message`, `error`)."""
-        try:
-            body = response.json()
-        except ValueError:
-            return None, response.reason or ""
-        if not isinstance(body, dict):
-            return None, response.reason or ""
-        message = body.get("error_description", body.get("message", ""))
-        if isinstance(message, list):
-            message = "; ".join(str(m) for m in message)
-        code = body.get("error")
-        return (str(code) if code else None), str(message)
+        return error_details(response, ("error_description", "message"))
 
 
 def _grant_from(body: Any, op: str, *, refresh: bool) -> TokenGrant:
