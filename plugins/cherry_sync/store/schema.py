@@ -203,6 +203,7 @@ run_ledger = Table(
 from cherry_sync.store import (  # noqa: E402, F401
     schema_media,
     schema_oauth,
+    schema_outcomes,
     schema_reports,
     schema_smart_list,
     schema_webhooks,
