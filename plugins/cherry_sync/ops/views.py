@@ -136,7 +136,6 @@ class PracticePage:
     row: PracticeRow
     runs: list[RunSummary]
     rejections: list[RejectionGroup]
-    outcomes_available: bool
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,6 @@ class LookupResult:
     history: list[Any]
     states: list[RecordState]
     rejections: list[Any]
-    outcomes_available: bool
 
 
 def summarize_runs(entries: Iterable[LedgerEntry]) -> list[RunSummary]:
@@ -334,7 +332,6 @@ def practice_page(store: SyncStore, slug: str) -> PracticePage | None:
         row=row,
         runs=summarize_runs(entries),
         rejections=[RejectionGroup(reason, kind, items) for (kind, reason), items in ordered],
-        outcomes_available=hasattr(store, "run_outcomes"),
     )
 
 
@@ -342,8 +339,7 @@ def lookup(
     store: SyncStore, slug: str | None, *, source_id: str | None = None, crm_id: str | None = None, limit: int = 200
 ) -> LookupResult:
     """Where one record went: the runs that touched it (newest first) and what the store holds for it now."""
-    history_of = getattr(store, "record_history", None)
-    history = history_of(slug, source_id=source_id, crm_id=crm_id, limit=limit) if history_of else []
+    history = store.record_history(slug, source_id=source_id, crm_id=crm_id, limit=limit)
     slugs = [slug] if slug else [p.slug for p in store.list_practices()]
     states: list[RecordState] = []
     for practice in slugs:
@@ -372,4 +368,4 @@ def lookup(
         for r in store.open_rejections(practice)
         if r.source_id in ids or (crm_id is not None and r.source_id == crm_id)
     ]
-    return LookupResult(slug, source_id, crm_id, history, states, rejections, history_of is not None)
+    return LookupResult(slug, source_id, crm_id, history, states, rejections)
