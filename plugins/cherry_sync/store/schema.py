@@ -204,6 +204,7 @@ from cherry_sync.store import (  # noqa: E402, F401
     schema_alerts,
     schema_media,
     schema_oauth,
+    schema_outcomes,
     schema_reports,
     schema_smart_list,
     schema_webhooks,

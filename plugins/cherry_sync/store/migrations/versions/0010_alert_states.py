@@ -1,7 +1,7 @@
 """Threshold alert states per practice, DAG and kind (`alert_states`).
 
 Revision ID: 0010_alert_states
-Revises: 0008_oauth_tokens
+Revises: 0009_record_outcomes
 Create Date: 2027-01-18
 
 Types are spelled out here (not imported from schema_alerts.py) so this revision keeps creating the same table
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_alert_states"
-down_revision: str | None = "0008_oauth_tokens"
+down_revision: str | None = "0009_record_outcomes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
