@@ -12,6 +12,8 @@ from cherry_sync.store.engine import (
 )
 from cherry_sync.store.migrate import migrate
 from cherry_sync.store.models import (
+    AlertState,
+    AlertTransition,
     Checkpoint,
     LedgerEntry,
     OutcomeOperation,
@@ -30,6 +32,8 @@ from cherry_sync.store.models import (
 from cherry_sync.store.sync_store import SyncStore
 
 __all__ = [
+    "AlertState",
+    "AlertTransition",
     "Checkpoint",
     "LedgerEntry",
     "OutcomeOperation",

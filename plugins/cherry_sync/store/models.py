@@ -236,3 +236,48 @@ class RecordOutcome:
     payload_hash: str | None = None
     recorded_at: datetime | None = None
     id: int | None = None
+
+
+ALERT_RAISED = "raised"
+ALERT_OK = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """One threshold alert of one practice and DAG: raised or ok, measured by the last evaluated run.
+
+    `value` is what that run measured (a rate in percent; the run's writes for the silent rule), `threshold` what
+    it was held against, `since` when the current state began, `notified_at` when the operators were told of it
+    (None: that notice is still owed). Opaque ids and numbers only.
+    """
+
+    practice_slug: str
+    dag_id: str
+    alert_kind: str
+    state: str
+    value: float | None
+    threshold: float | None
+    since: datetime
+    last_run_id: str
+    notified_at: datetime | None
+
+    @property
+    def raised(self) -> bool:
+        return self.state == ALERT_RAISED
+
+    @property
+    def notice_due(self) -> bool:
+        return self.notified_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTransition:
+    """What `set_alert_state` did: the state before (None: the alert had never been evaluated) and after."""
+
+    previous: str | None
+    current: AlertState
+
+    @property
+    def changed(self) -> bool:
+        """True when the state flipped (ok to raised, raised to ok, or a first evaluation that raised)."""
+        return self.previous != self.current.state and not (self.previous is None and not self.current.raised)

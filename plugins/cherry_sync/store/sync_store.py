@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cherry_sync.store.alerts import AlertQueries
 from cherry_sync.store.checkpoints import CheckpointQueries
 from cherry_sync.store.ledger import LedgerQueries
 from cherry_sync.store.media_library import MediaQueries
@@ -31,6 +32,7 @@ class SyncStore(
     InboxQueries,
     OAuthTokenQueries,
     OutcomeQueries,
+    AlertQueries,
 ):
     """The sync store (never Airflow's metadata database), on SQLite or PostgreSQL.
 
