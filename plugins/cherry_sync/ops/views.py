@@ -16,7 +16,7 @@ from typing import Any
 
 from cherry_sync.store import LedgerEntry, SyncStore
 from cherry_sync.store.base import utc_now
-from cherry_sync.store.models import REJECTION
+from cherry_sync.store.models import REJECTION, AlertState
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class PracticeRow:
     open_rejections: int
     open_warnings: int
     fields: FieldHealth
-    alerts: list[Any] = field(default_factory=list)
+    alerts: list[AlertState] = field(default_factory=list)
     in_registry: bool = True
 
 
@@ -121,7 +121,6 @@ class Overview:
     budgets: list[LocationBudget]
     registry_error: str | None
     dag_ids: tuple[str, ...]
-    alerts_available: bool
 
 
 @dataclass(frozen=True)
@@ -222,14 +221,11 @@ def _field_health(store: SyncStore, slug: str, entries: Sequence[LedgerEntry]) -
     )
 
 
-def _alerts(store: SyncStore) -> tuple[dict[str, list[Any]], bool]:
-    states = getattr(store, "alert_states", None)
-    if states is None:
-        return {}, False
-    by_slug: dict[str, list[Any]] = defaultdict(list)
-    for state in states():
+def _alerts(store: SyncStore, slug: str | None = None) -> dict[str, list[AlertState]]:
+    by_slug: dict[str, list[AlertState]] = defaultdict(list)
+    for state in store.alert_states(slug):
         by_slug[state.practice_slug].append(state)
-    return by_slug, True
+    return by_slug
 
 
 def _registry() -> tuple[dict[str, Any], str | None]:
@@ -256,9 +252,7 @@ def _practice_row(
     last_runs: dict[str, RunSummary] = {}
     for run in summarize_runs(entries):
         last_runs.setdefault(run.dag_id, run)
-    location = (getattr(config, "crm_location_id", None) if config else None) or (
-        record.crm_location_id if record else None
-    )
+    location = (config.crm_location_id if config else None) or (record.crm_location_id if record else None)
     return PracticeRow(
         slug=slug,
         display_name=(config.display_name if config else record.display_name if record else slug),
@@ -287,7 +281,7 @@ def overview(store: SyncStore, *, now: datetime | None = None) -> Overview:
     now = now or utc_now()
     registry, registry_error = _registry()
     records = {record.slug: record for record in store.list_practices()}
-    alerts, alerts_available = _alerts(store)
+    alerts = _alerts(store)
     rejections, warnings = _open_counts(store)
     rows: list[PracticeRow] = []
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -308,7 +302,7 @@ def overview(store: SyncStore, *, now: datetime | None = None) -> Overview:
     ]
     ran = {dag_id for row in rows for dag_id in row.last_runs}
     columns = tuple(d for d in SYNC_DAG_IDS if d in CORE_DAG_IDS or d in ran)
-    return Overview(rows, budgets, registry_error, columns, alerts_available)
+    return Overview(rows, budgets, registry_error, columns)
 
 
 def practice_page(store: SyncStore, slug: str) -> PracticePage | None:
@@ -319,7 +313,7 @@ def practice_page(store: SyncStore, slug: str) -> PracticePage | None:
     if record is None and config is None:
         return None
     entries = store.list_runs(slug=slug, limit=LEDGER_WINDOW)
-    alerts, _available = _alerts(store)
+    alerts = _alerts(store, slug)
     open_records = store.open_rejections(slug)
     rejections = {slug: sum(1 for r in open_records if r.kind == REJECTION)}
     warnings = {slug: sum(1 for r in open_records if r.kind != REJECTION)}
