@@ -186,6 +186,8 @@ def test_ops_page_after_real_runs(airflow_ui: AirflowUI, browser: WebDriver, tmp
             link = cell.find_element(By.LINK_TEXT, "run")
             assert link.get_attribute("target") == "_top"
             assert link.get_attribute("href").endswith(f"/dags/{dag_id}/runs/{quote(run_id, safe='')}")
+        alerts = row.find_element(By.CSS_SELECTOR, "td.alerts").text
+        assert alerts.startswith(("ok", "raised")), f"{practice['slug']}: the runs' alert states ({alerts!r})"
     _assert_no_canary("the overview", driver.page_source)
 
     # 3. The practice's page: the chart, the backfill among its runs with counts, a CSV link.
