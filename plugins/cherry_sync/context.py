@@ -50,14 +50,26 @@ def default_registry_path() -> Path:
     return Path(override).expanduser() if override else REGISTRY_PATH
 
 
+@dataclass(frozen=True)
+class RunIdentity:
+    """Which Airflow run and task the work belongs to (the outcome history's keys)."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+
+
 @dataclass
 class PracticeContext:
-    """Everything one practice's run needs: its registry entry, the store and both API hooks."""
+    """Everything one practice's run needs: its registry entry, the store and both API hooks, and (set by the
+    operator) the run it works for; None outside Airflow (tests, benchmarks, the CLI): outcomes are then recorded
+    under a `manual__` run id."""
 
     practice: PracticeConfig
     store: SyncStore
     cherry: CherryHook
     crm: AesthetixCrmHook
+    run: RunIdentity | None = None
 
     @property
     def slug(self) -> str:

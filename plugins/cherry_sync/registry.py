@@ -142,6 +142,19 @@ class OpportunityOptions(_Strict):
     stage: Text
 
 
+class AlertOptions(_Strict):
+    """When the operators are told that a practice's runs look wrong (docs/alerts.md).
+
+    Rates are percentages (0-100) a run must exceed to raise its alert; `silent_after_runs` is how many successful
+    runs in a row must have written something before a run that writes nothing counts as silent.
+    """
+
+    enabled: StrictBool = True
+    rejection_rate_percent: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)] = 10.0
+    crm_failure_rate_percent: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)] = 5.0
+    silent_after_runs: Annotated[int, Field(ge=1, le=100, strict=True)] = 5
+
+
 class PracticeOptions(_Strict):
     """Per-practice features; everything optional with conservative defaults."""
 
@@ -152,6 +165,7 @@ class PracticeOptions(_Strict):
     opportunity: OpportunityOptions | None = None
     report_recipients: tuple[Email, ...] = ()
     segments: SegmentOptions = SegmentOptions()
+    alerts: AlertOptions = AlertOptions()
 
     @model_validator(mode="after")
     def _distinct_amounts(self) -> PracticeOptions:
@@ -238,8 +252,11 @@ class PracticeConfig(_Strict):
             exclude.add("timezone_pinned")
         if self.events == EventDelivery():
             exclude.add("events")
+        excluded: dict[str, Any] = dict.fromkeys(exclude, True)
+        if self.options.alerts == AlertOptions():
+            excluded["options"] = {"alerts"}
         canonical = json.dumps(
-            self.model_dump(mode="json", exclude=exclude or None), sort_keys=True, separators=(",", ":")
+            self.model_dump(mode="json", exclude=excluded or None), sort_keys=True, separators=(",", ":")
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 

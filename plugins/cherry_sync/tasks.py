@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 
 from cherry_sync.context import STORE_CONN_ID
+from cherry_sync.registry import Registry, RegistryFileError
 from cherry_sync.runtime import registry
 from cherry_sync.store import get_store
 
@@ -31,8 +32,20 @@ def select_practices(requested: Iterable[str] | None) -> list[str]:
     return chosen
 
 
+def _registry_or_defaults() -> Registry:
+    """The registry; an unreadable file (already reported by the run's own tasks) leaves every alert at defaults."""
+    try:
+        return registry()
+    except RegistryFileError as exc:
+        log.error("alerts use the default thresholds: %s", exc)
+        return Registry(practices=(), errors=())
+
+
 def summarize_run(run_id: str, dag_id: str) -> dict:
-    """Totals of one DAG run from the ledger, logged as a small table and returned (counts only)."""
+    """Totals of one DAG run from the ledger, logged as a small table and returned (counts only); then the run's
+    threshold alerts are evaluated per practice (`cherry_sync.alerts`), the operators told of each state change."""
+    from cherry_sync.alerts import evaluate_run
+
     store = get_store(STORE_CONN_ID)
     entries = store.list_runs(run_id=run_id, dag_id=dag_id)
     per_practice: dict[str, dict] = {}
@@ -73,4 +86,15 @@ def summarize_run(run_id: str, dag_id: str) -> dict:
     warnings = store.warning_counts()
     if warnings:
         log.info("open warnings by reason (synced without a detail; all runs): %s", warnings)
-    return {"practices": per_practice, "open_rejections": rejects, "open_warnings": warnings}
+    states = evaluate_run(store, _registry_or_defaults(), run_id, dag_id)
+    raised = [f"{state.practice_slug}:{state.alert_kind}" for state in states if state.raised]
+    if raised:
+        log.warning("alerts raised for this DAG: %s", ", ".join(raised))
+    return {
+        "practices": per_practice,
+        "open_rejections": rejects,
+        "open_warnings": warnings,
+        "alerts": [
+            {"practice": state.practice_slug, "kind": state.alert_kind, "state": state.state} for state in states
+        ],
+    }

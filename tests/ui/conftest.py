@@ -1,14 +1,16 @@
 """Airflow's UI in a real browser: `airflow standalone` as `make airflow` starts it, and headless Chromium.
 
-`airflow_ui` (module scope) starts the sandboxes on loopback (`start_sandboxes`), Airflow's metadata DB and the
+`airflow_ui` (session scope: one stack for every test that needs it) starts the sandboxes on loopback (`start_sandboxes`), Airflow's metadata DB and the
 sync store on SQLite under a temporary folder, the api-server on a free loopback port with the simple auth
-manager's user admin / admin (a passwords file, as scripts/demo.py writes it), then waits until the
+manager's user admin / admin (a passwords file, as scripts/demo.py writes it) and a user `nobody` with no role (who
+may log in but read nothing, DAG runs included), then waits until the
 api-server answers and the DAGs are parsed. As in `make airflow`, the metadata DB is prepared with
 `migrate_metadata` (which creates the DAGs' pools) and the execution API URL follows the api-server's port
 (tasks report to it). `connections_ui` (module scope) is the api-server alone, run from a venv where the project's
 wheel is pip-installed, with both sandboxes in-process (the connection form's test). `browser` is a Selenium
 session on Debian's `chromium` through Debian's `chromedriver`. Without them the tests skip with the reason, except
-under CI=true, where they fail.
+under CI=true, where they fail. Tests that run DAGs for real (test_ops_page.py) run last: the trigger form's test
+expects a stack on which nothing has run yet.
 """
 
 from __future__ import annotations
@@ -46,6 +48,15 @@ ARTIFACTS = REPO / "test-artifacts" / "ui"
 CRM_WINDOW = 1.0  # time-scaled CRM burst window, as in `make airflow`
 STARTUP_TIMEOUT = 300  # seconds: api-server up and DAGs parsed, on a slow, busy machine
 USER, PASSWORD = "admin", "admin"
+# A user with no role: the simple auth manager lets them log in and authorizes nothing (no role can lack DAG-run read
+# alone: VIEWER reads everything).
+NO_ROLE_USER, NO_ROLE_PASSWORD = "nobody", "nobody-pass"
+RUNS_DAGS_LAST = ("test_ops_page.py",)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The tests that run DAGs for real go after the others on the shared stack (stable otherwise)."""
+    items.sort(key=lambda item: item.path.name in RUNS_DAGS_LAST)
 
 
 def _ci() -> bool:
@@ -126,7 +137,7 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def airflow_ui(tmp_path_factory) -> Iterator[AirflowUI]:
     browser_tools()  # skip (or fail under CI) before starting anything
     work = tmp_path_factory.mktemp("airflow-ui")
@@ -136,14 +147,14 @@ def airflow_ui(tmp_path_factory) -> Iterator[AirflowUI]:
         home = work / "airflow"
         home.mkdir()
         passwords = home / "simple_auth_manager_passwords.json"
-        passwords.write_text(json.dumps({USER: PASSWORD}))
+        passwords.write_text(json.dumps({USER: PASSWORD, NO_ROLE_USER: NO_ROLE_PASSWORD}))
         port = free_port()
         env = airflow_env(
             home,
             store_url=f"sqlite:///{work / 'cherry_sync_store.db'}",
             extra={
                 **connection_env(sandboxes, crm_window=CRM_WINDOW),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin,{NO_ROLE_USER}:",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
                 "AIRFLOW__API__PORT": str(port),
                 "AIRFLOW__API__HOST": "127.0.0.1",

@@ -14,6 +14,7 @@ daily budget, default 0), `max_in_flight` (most requests of the location in flig
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -48,6 +49,25 @@ class AesthetixCrmHook(ApiHook):
     def __init__(self, crm_conn_id: str = default_conn_name, *, location_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(crm_conn_id, **kwargs)
         self._location_id = location_id
+        self._traces = threading.local()
+
+    @property
+    def last_trace_id(self) -> str | None:
+        """The CRM's `traceId` of the last write this thread sent (its answer, or its error's), if it gave one.
+
+        Per thread, because a `WriteWindow` runs several writes at once: read it in the thread that wrote, right
+        after the call. Only the id is kept, never the body.
+        """
+        return getattr(self._traces, "last", None)
+
+    def _traced(self, body: Any) -> Any:
+        self._traces.last = _trace_of(body)
+        return body
+
+    def _write(self, method: str, path: str, **kwargs: Any) -> Any:
+        """`request` for a write, noting the answer's `traceId` (an error's is noted by `_error_for`)."""
+        self._traces.last = None
+        return self._traced(self.request(method, path, **kwargs))
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -168,7 +188,7 @@ class AesthetixCrmHook(ApiHook):
             unknown_outcome.append(True)
             return None
 
-        result = self.request(
+        result = self._write(
             "POST", "/contacts/upsert", op="POST /contacts/upsert", json=body, idempotent=True, reconcile=reconcile
         )
         contact = result.get("contact") or {}
@@ -181,7 +201,7 @@ class AesthetixCrmHook(ApiHook):
     def update_contact(self, contact_id: str, body: dict) -> dict:
         if "tags" in body:
             raise ValueError("update bodies must not carry tags (they would replace the contact's tags)")
-        result = self.request("PUT", f"/contacts/{contact_id}", op="PUT /contacts/{id}", json=body)
+        result = self._write("PUT", f"/contacts/{contact_id}", op="PUT /contacts/{id}", json=body)
         return result.get("contact", result)
 
     def search_contacts(
@@ -198,12 +218,12 @@ class AesthetixCrmHook(ApiHook):
             yield from page.items
 
     def add_tags(self, contact_id: str, tags: list[str]) -> None:
-        self.request(
+        self._write(
             "POST", f"/contacts/{contact_id}/tags", op="POST /contacts/{id}/tags", json={"tags": tags}, idempotent=True
         )
 
     def remove_tags(self, contact_id: str, tags: list[str]) -> None:
-        self.request("DELETE", f"/contacts/{contact_id}/tags", op="DELETE /contacts/{id}/tags", json={"tags": tags})
+        self._write("DELETE", f"/contacts/{contact_id}/tags", op="DELETE /contacts/{id}/tags", json={"tags": tags})
 
     def bulk_update_tags(self, action: str, contact_ids: list[str], tags: list[str]) -> dict:
         """`POST /contacts/bulk/tags/update/{add|remove}` for at most 100 contacts."""
@@ -211,7 +231,7 @@ class AesthetixCrmHook(ApiHook):
             raise ValueError("action must be 'add' or 'remove'")
         if len(contact_ids) > BULK_TAG_BATCH:
             raise ValueError(f"at most {BULK_TAG_BATCH} contacts per bulk call")
-        return self.request(
+        return self._write(
             "POST",
             f"/contacts/bulk/tags/update/{action}",
             op=f"POST /contacts/bulk/tags/update/{action}",
@@ -262,17 +282,17 @@ class AesthetixCrmHook(ApiHook):
                     return {"opportunity": opp}
             return None
 
-        result = self.request(
+        result = self._write(
             "POST", "/opportunities/", op="POST /opportunities", json=body, idempotent=False, reconcile=reconcile
         )
         return result.get("opportunity", result)
 
     def update_opportunity(self, opportunity_id: str, body: dict) -> dict:
-        result = self.request("PUT", f"/opportunities/{opportunity_id}", op="PUT /opportunities/{id}", json=body)
+        result = self._write("PUT", f"/opportunities/{opportunity_id}", op="PUT /opportunities/{id}", json=body)
         return result.get("opportunity", result)
 
     def set_opportunity_status(self, opportunity_id: str, status: str) -> None:
-        self.request(
+        self._write(
             "PUT",
             f"/opportunities/{opportunity_id}/status",
             op="PUT /opportunities/{id}/status",
@@ -387,7 +407,14 @@ class AesthetixCrmHook(ApiHook):
         if error.status == 400 and is_location_inactive(error):
             from cherry_sync.hooks.oauth import LocationInactive  # oauth builds on this module
 
-            return LocationInactive(self.location_id, op)
+            error = LocationInactive(self.location_id, op)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        # The trace id travels on the error for the outcome history; the body itself goes nowhere.
+        error.trace_id = _trace_of(body)  # type: ignore[attr-defined]
+        self._traces.last = error.trace_id  # type: ignore[attr-defined]
         return error
 
     def _error_details(self, response: requests.Response) -> tuple[str | None, str]:
@@ -409,6 +436,16 @@ def error_details(response: requests.Response, message_keys: tuple[str, ...] = (
         message = "; ".join(str(m) for m in message)
     code = body.get("error")
     return (str(code) if code else None), str(message)
+
+
+def trace_id_of(error: BaseException) -> str | None:
+    """The CRM's `traceId` of the answer that raised `error`, if it was a CRM error answer that gave one."""
+    return getattr(error, "trace_id", None)
+
+
+def _trace_of(body: Any) -> str | None:
+    trace = body.get("traceId") if isinstance(body, dict) else None
+    return trace if isinstance(trace, str) and 0 < len(trace) <= 128 else None
 
 
 def is_location_inactive(error: errors.ApiError) -> bool:

@@ -87,6 +87,9 @@ class PracticeOperator(BaseOperator):
         ctx = practice_context(practice)
         ctx.store.sync_practices([practice])
         run_id = context["run_id"] if context else "manual"
+        from cherry_sync.context import RunIdentity
+
+        ctx.run = RunIdentity(self.dag_id, run_id, self.task_id)
         ledger_id = ctx.store.start_run(run_id, self.dag_id, slug, self.task_id)
         try:
             report = self.run_for_practice(ctx, self.dry_run)

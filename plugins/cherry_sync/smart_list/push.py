@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from cherry_sync.hooks import errors
-from cherry_sync.hooks.crm import BULK_TAG_BATCH, AesthetixCrmHook
+from cherry_sync.hooks.crm import BULK_TAG_BATCH, AesthetixCrmHook, trace_id_of
 from cherry_sync.hooks.inflight import Job, WriteWindow
 from cherry_sync.reasons import ReasonCode
 from cherry_sync.safety import redact
@@ -63,6 +63,9 @@ class PushResult:
     failure_messages: dict[str, str] = field(default_factory=dict)  # patient id -> redacted CRM message
     missing_contact_patients: set[str] = field(default_factory=set)
     succeeded_patients: set[str] = field(default_factory=set)
+    # One per (contact, action) settled or left without an answer, for the outcome history:
+    # (patient id, contact id, ADD or REMOVE, None or the reason code it failed with, the CRM's trace id).
+    outcomes: list[tuple[str, str, str, str | None, str | None]] = field(default_factory=list)
 
     @property
     def calls(self) -> int:
@@ -137,6 +140,7 @@ class TagPusher:
         self.store = store
         self.slug = slug
         self.batch_size = batch_size
+        self._traces: dict[str, str | None] = {}  # contact id -> the CRM's trace id of its last tag call
 
     def push(self, changes: list[ContactChange]) -> PushResult:
         result = PushResult()
@@ -158,12 +162,20 @@ class TagPusher:
                 current = state[contact_id]
                 state[contact_id] = current._replace(pending=current.pending | tags)
             self.store.save_contact_tags(self.slug, (state[c] for c in batch))
+        self._traces = {}
         outcomes, stop = self._send(action, batch, sorted(tags), result)
         for contact_id in batch:
             current = state[contact_id]
             failure = outcomes.get(contact_id, _UNKNOWN)
+            trace = self._traces.get(contact_id)
             if failure is _UNKNOWN:
+                if stop is not None:
+                    reason = getattr(stop, "reason_code", None)
+                    result.outcomes.append((current.patient_id, contact_id, action, reason, trace))
                 continue  # not sent, or no answer (the run stops): additions stay pending, nothing else changes
+            result.outcomes.append(
+                (current.patient_id, contact_id, action, None if failure is _OK else failure[0], trace)
+            )
             if failure is _OK:
                 if action == ADD:
                     state[contact_id] = current._replace(
@@ -196,6 +208,7 @@ class TagPusher:
         With it, the error that stops the run once these outcomes are recorded, if one came up."""
         try:
             body = self.crm.bulk_update_tags(action, batch, tags)
+            self._traces.update(dict.fromkeys(batch, self.crm.last_trace_id))
         except (errors.ValidationError, errors.NotFoundError) as exc:
             result.bulk_calls += 1
             result.bulk_rejected += 1
@@ -232,7 +245,7 @@ class TagPusher:
         thread. An error that stops the run keeps the calls not sent yet from going out."""
         stopped = threading.Event()
 
-        def call(contact_id: str) -> None:
+        def call(contact_id: str) -> str | None:
             if stopped.is_set():
                 raise _NotSent
             try:
@@ -245,6 +258,7 @@ class TagPusher:
             except Exception:
                 stopped.set()
                 raise
+            return self.crm.last_trace_id  # read in the thread that sent the call
 
         jobs = [Job(contact_id, lambda contact_id=contact_id: call(contact_id)) for contact_id in contacts]
         with WriteWindow(self.crm) as window:
@@ -257,6 +271,7 @@ class TagPusher:
             if isinstance(exc, _NotSent):
                 continue
             result.single_calls += 1
+            self._traces[contact_id] = outcome.result if exc is None else trace_id_of(exc)
             if exc is None:
                 outcomes[contact_id] = _OK
             elif isinstance(exc, errors.NotFoundError):

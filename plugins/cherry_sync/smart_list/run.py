@@ -18,13 +18,15 @@ from typing import Any
 
 from cherry_sync.context import PracticeContext
 from cherry_sync.domain import Entity
+from cherry_sync.reasons import ReasonCode
 from cherry_sync.smart_list.export import write_export
-from cherry_sync.smart_list.push import PushResult, TagPusher, planned_bulk_calls
+from cherry_sync.smart_list.push import ADD, REMOVE, PushResult, TagPusher, planned_bulk_calls
 from cherry_sync.smart_list.segments import SegmentPlan
 from cherry_sync.smart_list.verify import Verification, verification_due, verify_practice
-from cherry_sync.store import Rejection, RunCounts
+from cherry_sync.store import OutcomeOperation, OutcomeResult, Rejection, RunCounts
 from cherry_sync.store.base import utc_now
 from cherry_sync.store.smart_lists import ContactChange
+from cherry_sync.sync.outcomes import OutcomeLog
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,13 @@ def update_smart_list(
             planned = _planned(changes, plan)
 
     push = PushResult()
-    if not dry_run and changes:
-        push = TagPusher(crm, store, slug).push(changes)
+    outcomes = OutcomeLog.for_context(ctx, "smart_list", dry_run=dry_run)
+    try:
+        if not dry_run and changes:
+            push = TagPusher(crm, store, slug).push(changes)
+    finally:
+        # What landed is recorded even when the push stopped part-way (its error is raised after this).
+        _note_outcomes(outcomes, changes, push, dry_run)
     if not dry_run:
         _record_outcome(ctx, push)
 
@@ -125,6 +132,27 @@ def update_smart_list(
     )
     _log_summary(summary)
     return summary
+
+
+def _note_outcomes(outcomes: OutcomeLog, changes: list[ContactChange], push: PushResult, dry_run: bool) -> None:
+    """One outcome per contact and action: the tags added or removed, refused (with the reason) or, in a dry run,
+    what would be sent."""
+    patient = Entity.PATIENT.value
+    operation = {ADD: OutcomeOperation.TAG_ADD, REMOVE: OutcomeOperation.TAG_REMOVE}
+    if dry_run:
+        for change in changes:
+            for action, tags in ((REMOVE, change.to_remove), (ADD, change.to_add)):
+                if tags:
+                    outcomes.add(patient, change.patient_id, operation[action], crm_id=change.contact_id)
+    for patient_id, contact_id, action, reason, trace in push.outcomes:
+        if reason is None:
+            result = OutcomeResult.OK
+        elif reason in (ReasonCode.CRM_REJECTED, ReasonCode.CRM_CONTACT_MISSING):
+            result = OutcomeResult.REJECTED
+        else:
+            result = OutcomeResult.FAILED
+        outcomes.add(patient, patient_id, operation[action], result, crm_id=contact_id, reason=reason, trace_id=trace)
+    outcomes.flush()
 
 
 def _record_outcome(ctx: PracticeContext, push: PushResult) -> None:

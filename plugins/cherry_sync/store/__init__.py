@@ -12,14 +12,19 @@ from cherry_sync.store.engine import (
 )
 from cherry_sync.store.migrate import migrate
 from cherry_sync.store.models import (
+    AlertState,
+    AlertTransition,
     Checkpoint,
     LedgerEntry,
+    OutcomeOperation,
+    OutcomeResult,
     PatientSnapshot,
     PatientState,
     PaymentSnapshot,
     PaymentState,
     PracticeRecord,
     PracticeSyncResult,
+    RecordOutcome,
     Rejection,
     RejectionRecord,
     RunCounts,
@@ -27,14 +32,19 @@ from cherry_sync.store.models import (
 from cherry_sync.store.sync_store import SyncStore
 
 __all__ = [
+    "AlertState",
+    "AlertTransition",
     "Checkpoint",
     "LedgerEntry",
+    "OutcomeOperation",
+    "OutcomeResult",
     "PatientSnapshot",
     "PatientState",
     "PaymentSnapshot",
     "PaymentState",
     "PracticeRecord",
     "PracticeSyncResult",
+    "RecordOutcome",
     "Rejection",
     "RejectionRecord",
     "RunCounts",

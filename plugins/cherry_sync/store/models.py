@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Protocol
 
 JSONDict = Mapping[str, Any]
@@ -189,3 +190,94 @@ class LedgerEntry:
     finished_at: datetime | None
     counts: RunCounts
     details: JSONDict = field(default_factory=dict)
+
+
+class OutcomeOperation(StrEnum):
+    """What a run did (or would have done, or tried) to one record: the closed set of `record_outcomes.operation`."""
+
+    CREATE = "create"  # a new CRM contact
+    UPDATE = "update"  # values of an existing contact changed
+    UNCHANGED = "unchanged"  # the contact already held everything: no CRM write
+    CLEAR = "clear"  # an update that only emptied values Cherry no longer has
+    TAG_ADD = "tag_add"  # smart-list tags added to the patient's contact
+    TAG_REMOVE = "tag_remove"  # smart-list tags removed from it
+    OPPORTUNITY_CREATE = "opportunity_create"  # a payment created its opportunity
+    OPPORTUNITY_UPDATE = "opportunity_update"  # a payment's state was applied to an existing opportunity
+    SKIP = "skip"  # nothing written: rejected before any write, an older version, nothing to apply it to
+
+
+class OutcomeResult(StrEnum):
+    """How it ended: the closed set of `record_outcomes.result`."""
+
+    OK = "ok"
+    REJECTED = "rejected"  # not synced; `reason_code` says why (also in rejected_records)
+    FAILED = "failed"  # the CRM write failed (transient or fatal); the run stopped or will retry
+    WARNING = "warning"  # synced without one detail; `reason_code` says which rule
+    DRY_RUN = "dry_run"  # a dry run: what would have been done, nothing written
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What one run did to one record: opaque ids on both sides, codes, the CRM's trace id and the hash written.
+    Never patient data. `id` and `recorded_at` are filled in by the store (None on rows to be recorded; a given
+    `recorded_at` is kept)."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    practice_slug: str
+    entity: str
+    source_id: str
+    operation: str
+    result: str
+    crm_id: str | None = None
+    reason_code: str | None = None
+    trace_id: str | None = None
+    payload_hash: str | None = None
+    recorded_at: datetime | None = None
+    id: int | None = None
+
+
+ALERT_RAISED = "raised"
+ALERT_OK = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """One threshold alert of one practice and DAG: raised or ok, measured by the last evaluated run.
+
+    `value` is what that run measured (a rate in percent; the run's writes for the silent rule), `threshold` what
+    it was held against, `since` when the current state began, `notified_at` when the operators were told of it
+    (None: that notice is still owed). Opaque ids and numbers only.
+    """
+
+    practice_slug: str
+    dag_id: str
+    alert_kind: str
+    state: str
+    value: float | None
+    threshold: float | None
+    since: datetime
+    last_run_id: str
+    notified_at: datetime | None
+
+    @property
+    def raised(self) -> bool:
+        return self.state == ALERT_RAISED
+
+    @property
+    def notice_due(self) -> bool:
+        return self.notified_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTransition:
+    """What `set_alert_state` did: the state before (None: the alert had never been evaluated) and after."""
+
+    previous: str | None
+    current: AlertState
+
+    @property
+    def changed(self) -> bool:
+        """True when the state flipped (ok to raised, raised to ok, or a first evaluation that raised)."""
+        return self.previous != self.current.state and not (self.previous is None and not self.current.raised)

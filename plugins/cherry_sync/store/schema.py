@@ -201,8 +201,10 @@ run_ledger = Table(
 
 # Tables of later features live in their own modules and register on `metadata` when imported here.
 from cherry_sync.store import (  # noqa: E402, F401
+    schema_alerts,
     schema_media,
     schema_oauth,
+    schema_outcomes,
     schema_reports,
     schema_smart_list,
     schema_webhooks,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from cherry_sync.store.alerts import AlertQueries
 from cherry_sync.store.checkpoints import CheckpointQueries
 from cherry_sync.store.ledger import LedgerQueries
 from cherry_sync.store.media_library import MediaQueries
 from cherry_sync.store.oauth_tokens import OAuthTokenQueries
+from cherry_sync.store.outcomes import OutcomeQueries
 from cherry_sync.store.patients import PatientQueries
 from cherry_sync.store.payments import PaymentQueries
 from cherry_sync.store.practices import PracticeQueries
@@ -29,11 +31,13 @@ class SyncStore(
     ReportQueries,
     InboxQueries,
     OAuthTokenQueries,
+    OutcomeQueries,
+    AlertQueries,
 ):
     """The sync store (never Airflow's metadata database), on SQLite or PostgreSQL.
 
     Each subject's queries live in their own module (practices, patients, payments, progress, checkpoints,
-    rejections, ledger, OAuth tokens); this class only puts them behind one engine. Every method runs in its own transaction,
+    rejections, ledger, OAuth tokens, record outcomes); this class only puts them behind one engine. Every method runs in its own transaction,
     is idempotent and takes batches. Build it with `cherry_sync.store.get_store()` in a task, or
     `SyncStore(engine)` on an engine already migrated with `migrate(engine)`.
     """

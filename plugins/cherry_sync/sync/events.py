@@ -26,9 +26,10 @@ from cherry_sync.domain import (
     parse_event_subject,
 )
 from cherry_sync.hooks import errors
+from cherry_sync.hooks.crm import trace_id_of
 from cherry_sync.hooks.inflight import Job, WriteWindow
 from cherry_sync.reasons import ReasonCode
-from cherry_sync.store import PaymentSnapshot, PaymentState, Rejection, SyncStore
+from cherry_sync.store import OutcomeOperation, OutcomeResult, PaymentSnapshot, PaymentState, Rejection, SyncStore
 from cherry_sync.sync.opportunities import OpportunityUpdater
 from cherry_sync.sync.patients import PatientSyncer, Stage, SyncCounts, rejection_of
 
@@ -80,8 +81,30 @@ class EventApplier:
         self.opportunities = opportunities
         self.dry_run = dry_run
         self.slug = syncer.slug
+        self.outcomes = syncer.outcomes  # one log per run: the page's outcomes are written together
 
     def apply_page(self, raw_events: list[object], counts: EventCounts, patient_counts: SyncCounts) -> None:
+        """Apply one page; every record's outcome is recorded on the way out, even when the page fails."""
+        try:
+            self._apply_page(raw_events, counts, patient_counts)
+        finally:
+            self.outcomes.flush()
+
+    def _rejected(self, rejection: Rejection) -> Rejection:
+        """Note a record the page rejects before any write (an unreadable event or subject)."""
+        self.outcomes.add(
+            rejection.entity,
+            rejection.source_id,
+            OutcomeOperation.SKIP,
+            OutcomeResult.REJECTED,
+            reason=rejection.reason_code,
+        )
+        return rejection
+
+    def _payment(self, state: PaymentState, operation: OutcomeOperation, result=OutcomeResult.OK, **kwargs) -> None:
+        self.outcomes.add(Entity.PAYMENT.value, state.payment_id, operation, result, **kwargs)
+
+    def _apply_page(self, raw_events: list[object], counts: EventCounts, patient_counts: SyncCounts) -> None:
         rejections: list[Rejection] = []
         fresh_ids = self.store.filter_new_events(
             self.slug, [e.get("id") for e in raw_events if isinstance(e, dict) and e.get("id")]
@@ -96,7 +119,7 @@ class EventApplier:
                 event = parse_event(raw)
             except RecordRejected as exc:
                 counts.rejected += 1
-                rejections.append(rejection_of(exc, raw))
+                rejections.append(self._rejected(rejection_of(exc, raw)))
                 continue
             if event.id not in fresh_ids or event.id in seen:
                 counts.duplicates += 1
@@ -111,7 +134,7 @@ class EventApplier:
                 subject = parse_event_subject(event)
             except RecordRejected as exc:
                 counts.rejected += 1
-                rejections.append(rejection_of(exc, raw))
+                rejections.append(self._rejected(rejection_of(exc, raw)))
                 continue
             if isinstance(subject, CherryPatient):
                 # Kept raw: the syncer parses, stores (newer wins) and syncs in one place.
@@ -140,7 +163,10 @@ class EventApplier:
         if not payments:
             return {}
         applied = self.store.upsert_payments(self.slug, [payment_snapshot(p) for p in payments])
-        counts.stale_payments += len({p.id for p in payments} - applied)
+        stale = {p.id for p in payments} - applied
+        counts.stale_payments += len(stale)
+        for payment_id in sorted(stale):  # an older version than the store holds: nothing to apply
+            self.outcomes.add(Entity.PAYMENT.value, payment_id, OutcomeOperation.SKIP)
         return self.store.get_payments(self.slug, applied)
 
     def _apply_payments(self, states: dict[str, PaymentState], counts: EventCounts, patient_counts: SyncCounts) -> None:
@@ -151,6 +177,8 @@ class EventApplier:
         patient_ids = sorted({state.patient_id for state in states.values()})
         patient_counts.add(self.syncer.resync_stored(sorted(set(patient_ids) - self.syncer.last_batch)))
         if self.opportunities is None:
+            for state in states.values():  # no pipeline: the payment shows on the contact only (recorded there)
+                self._payment(state, OutcomeOperation.SKIP)
             return
         contacts = self.store.get_patient_states(self.slug, patient_ids)
         marks: list[tuple[str, str, str | None]] = []
@@ -172,9 +200,11 @@ class EventApplier:
         chains: dict[str, list[PaymentState]] = {}
         for state in sorted(states.values(), key=lambda s: (s.status == completed, _rank(s))):
             if state.applied_status == state.status:
+                self._payment(state, OutcomeOperation.UNCHANGED, crm_id=state.crm_opportunity_id)
                 continue  # this payment state was applied already
             patient = contacts.get(state.patient_id)
             if patient is None or not patient.crm_contact_id:
+                self._payment(state, OutcomeOperation.SKIP)
                 continue  # no contact yet (patient unknown or rejected): applied when the contact exists
             chains.setdefault(patient.crm_contact_id, []).append(state)
         self.opportunities.prefetch(
@@ -186,23 +216,24 @@ class EventApplier:
         )
         lock = threading.Lock()
 
-        def run_chain(contact_id: str, chain: list[PaymentState]) -> list[tuple[str, PaymentState, object]]:
-            done: list[tuple[str, PaymentState, object]] = []
+        # (what happened, the payment state, the opportunity id / CRM message / error, the CRM's trace id)
+        def run_chain(contact_id: str, chain: list[PaymentState]) -> list[tuple[str, PaymentState, object, object]]:
+            done: list[tuple[str, PaymentState, object, object]] = []
             for state in chain:
                 with lock:
                     holder = newest.get(state.crm_opportunity_id) if state.crm_opportunity_id else None
                 if state.status != completed and holder is not None and holder > _rank(state):
-                    done.append(("superseded", state, None))
+                    done.append(("superseded", state, None, None))
                     continue
                 try:
                     opportunity_id = self.opportunities.apply(state, contact_id, known.get(state.patient_id))
                 except errors.ValidationError as exc:
-                    done.append(("rejected", state, exc.api_message))
+                    done.append(("rejected", state, exc.api_message, trace_id_of(exc)))
                     continue
                 except Exception as exc:  # noqa: BLE001 - recorded below after the chain's confirmed states
-                    done.append(("failed", state, exc))
+                    done.append(("failed", state, exc, trace_id_of(exc)))
                     break
-                done.append(("applied", state, opportunity_id))
+                done.append(("applied", state, opportunity_id, self.opportunities.crm.last_trace_id))
                 if opportunity_id is not None:
                     with lock:
                         newest[opportunity_id] = max(newest.get(opportunity_id, _rank(state)), _rank(state))
@@ -216,9 +247,13 @@ class EventApplier:
             if not outcome.ok:
                 failure = failure or outcome.error
                 continue
-            for kind, state, value in outcome.result:
+            for kind, state, value, trace in outcome.result:
                 if kind == "failed":
                     failure = failure or value
+                    reason = getattr(value, "reason_code", None)
+                    self._payment(
+                        state, OutcomeOperation.OPPORTUNITY_UPDATE, OutcomeResult.FAILED, reason=reason, trace_id=trace
+                    )
                 elif kind == "rejected":
                     rejections.append(
                         Rejection(
@@ -226,10 +261,25 @@ class EventApplier:
                         )
                     )
                     counts.rejected += 1
+                    self._payment(
+                        state,
+                        OutcomeOperation.OPPORTUNITY_UPDATE,
+                        OutcomeResult.REJECTED,
+                        reason=ReasonCode.CRM_REJECTED,
+                        trace_id=trace,
+                    )
                 else:
                     marks.append((state.payment_id, state.status, value))
                     counts.payments_applied += 1
                     counts.opportunities_updated += kind == "applied" and value is not None
+                    if kind == "applied" and value is not None:
+                        created = value in self.opportunities.created
+                        operation = (
+                            OutcomeOperation.OPPORTUNITY_CREATE if created else OutcomeOperation.OPPORTUNITY_UPDATE
+                        )
+                        self._payment(state, operation, crm_id=value, trace_id=trace)
+                    else:  # superseded by a newer payment, or nothing was won for it to settle
+                        self._payment(state, OutcomeOperation.SKIP, crm_id=value)
         if not self.dry_run:
             self.store.mark_payment_applied(self.slug, marks)
             if rejections:

@@ -85,6 +85,8 @@ class OpportunityUpdater:
         # contact id -> its opportunities in the pipeline, from one listing of the pipeline (`prefetch`); used
         # for a contact's first look-up in the run only (a write makes it stale).
         self._listed: dict[str, list[dict]] = {}
+        # Opportunities this run created (the outcome history tells a create from an update).
+        self.created: set[str] = set()
 
     def needs_search(self, payment: PaymentState, known_id: str | None = None) -> bool:
         """Whether `apply` will look the contact's opportunities up (nothing recorded to go to directly)."""
@@ -193,6 +195,7 @@ class OpportunityUpdater:
                     "monetaryValue": value,
                 }
             )
+            self.created.add(created["id"])
             return created["id"]
         self.crm.update_opportunity(opportunity["id"], {"monetaryValue": value})
         if opportunity.get("status") != "won":

@@ -46,12 +46,13 @@ from cherry_sync.domain.mapping import PATIENT_ESTIMATE_FIELDS
 from cherry_sync.domain.matching import MatchKeys
 from cherry_sync.domain.merge import ContactWrite
 from cherry_sync.hooks import errors
-from cherry_sync.hooks.crm import AesthetixCrmHook
+from cherry_sync.hooks.crm import AesthetixCrmHook, trace_id_of
 from cherry_sync.hooks.inflight import Job, Outcome, WriteWindow
 from cherry_sync.reasons import ReasonCode
-from cherry_sync.store import PatientSnapshot, PatientState, Rejection, SyncStore
+from cherry_sync.store import OutcomeOperation, OutcomeResult, PatientSnapshot, PatientState, Rejection, SyncStore
 from cherry_sync.store.models import WARNING
 from cherry_sync.sync.contacts import ContactDirectory, slim
+from cherry_sync.sync.outcomes import OutcomeLog, manual_run
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class PatientSyncer:
         patient_estimates: Callable[[str], Estimates | None] | None = None,
         dry_run: bool = False,
         index_owners: bool = False,
+        outcomes: OutcomeLog | None = None,
     ) -> None:
         self.store = store
         self.crm = crm
@@ -191,11 +193,20 @@ class PatientSyncer:
         # a refresh touches a few patients and asks per contact.
         self._stored_owners: dict[str, str] | None = None if index_owners else {}
         self._index_owners = index_owners
+        # Every patient's outcome, written once per page; a parse warning is noted per patient until its outcome is.
+        self.outcomes = outcomes or OutcomeLog(store, slug, manual_run("sync_patients"), dry_run=dry_run)
+        self._warned: dict[str, str] = {}
 
     # -- entry points ----------------------------------------------------------------------------
 
     def sync_raw(self, raw_records: Iterable[object]) -> SyncCounts:
-        """Parse, store and sync raw Cherry patient records (one page)."""
+        """Parse, store and sync raw Cherry patient records (one page); their outcomes are recorded on the way out."""
+        try:
+            return self._sync_raw(raw_records)
+        finally:
+            self.outcomes.flush()
+
+    def _sync_raw(self, raw_records: Iterable[object]) -> SyncCounts:
         counts = SyncCounts()
         rejections: list[Rejection] = []
         parsed: dict[str, CherryPatient] = {}
@@ -207,6 +218,8 @@ class PatientSyncer:
                 self._reject(counts, rejections, rejection_of(exc, raw))
                 continue
             counts.warnings_by_reason.update(w.reason_code.value for w in patient.warnings)
+            if patient.warnings:
+                self._warned[patient.id] = min(w.reason_code.value for w in patient.warnings)
             kept = parsed.get(patient.id)
             if kept is None or patient.updated_at >= kept.updated_at:
                 parsed[patient.id] = patient
@@ -217,9 +230,11 @@ class PatientSyncer:
         applied = self.store.upsert_patient_snapshots(self.slug, [snapshot_of(p) for p in parsed.values()])
         stale = set(parsed) - applied
         counts.stale += len(stale)
-        for patient_id in stale:
+        for patient_id in sorted(stale):
             # An older version than the store holds: the newer one was (or will be) synced instead.
             del parsed[patient_id]
+            self._warned.pop(patient_id, None)
+            self.outcomes.add(Entity.PATIENT.value, patient_id, OutcomeOperation.SKIP)
         self._record_rejections(rejections)
         self._sync_patients(list(parsed.values()), counts)
         self.last_batch = set(parsed)
@@ -228,6 +243,12 @@ class PatientSyncer:
 
     def resync_stored(self, patient_ids: Iterable[str]) -> SyncCounts:
         """Re-sync patients from their stored snapshots (e.g. after one of their payments changed)."""
+        try:
+            return self._resync_stored(patient_ids)
+        finally:
+            self.outcomes.flush()
+
+    def _resync_stored(self, patient_ids: Iterable[str]) -> SyncCounts:
         counts = SyncCounts()
         states = self.store.get_patient_states(self.slug, patient_ids)
         patients = []
@@ -302,6 +323,7 @@ class PatientSyncer:
                 counts.unchanged += 1
                 self.claimed[state.crm_contact_id] = patient.id
                 synced.append(patient.id)
+                self._note(patient.id, OutcomeOperation.UNCHANGED, state.crm_contact_id, planned.digest)
                 continue
             planned_all.append((planned, state))
         # Looked up together, one search for the batch instead of lookups per patient: new patients' points, and
@@ -346,9 +368,21 @@ class PatientSyncer:
                             ReasonCode.CRM_REJECTED,
                             error.api_message,
                         ),
+                        decision,
+                        trace_id_of(error),
                     )
-                elif fatal is None:
-                    fatal = error
+                else:
+                    self._warned.pop(decision.planned.patient.id, None)
+                    self.outcomes.add(
+                        Entity.PATIENT.value,
+                        decision.planned.patient.id,
+                        _operation(decision.write, decision.existing),
+                        OutcomeResult.FAILED,
+                        crm_id=decision.existing["id"] if decision.existing else None,
+                        reason=getattr(error, "reason_code", None),
+                        trace_id=trace_id_of(error),
+                    )
+                    fatal = fatal or error
             if not round_:
                 break
         if not self.dry_run:
@@ -430,23 +464,27 @@ class PatientSyncer:
         with WriteWindow(self.crm) as window:
             return window.run([Job(d.key, partial(self._send, d.write)) for d in decisions])
 
-    def _send(self, write: ContactWrite) -> tuple[str, bool, dict]:
-        """One write (runs on a window thread: CRM calls only, no store and no shared state)."""
+    def _send(self, write: ContactWrite) -> tuple[str, bool, dict, str | None]:
+        """One write (runs on a window thread: CRM calls only, no store and no shared state); with the CRM's
+        trace id of the answer."""
         if write.is_create:
             contact, created = self.crm.upsert_contact(write.upsert_body(self.crm.location_id))
-            return contact["id"], created, contact
-        return write.contact_id, False, self.crm.update_contact(write.contact_id, write.update_body())
+            return contact["id"], created, contact, self.crm.last_trace_id
+        updated = self.crm.update_contact(write.contact_id, write.update_body())
+        return write.contact_id, False, updated, self.crm.last_trace_id
 
     @staticmethod
-    def _dry_answer(decision: _Decision) -> tuple[str, bool, dict]:
+    def _dry_answer(decision: _Decision) -> tuple[str, bool, dict, None]:
         if decision.existing is not None:
-            return decision.existing["id"], False, {}
-        return f"dry-run-{decision.planned.patient.id}", True, {}
+            return decision.existing["id"], False, {}, None
+        return f"dry-run-{decision.planned.patient.id}", True, {}, None
 
-    def _settle(self, decision: _Decision, answer: tuple[str, bool, dict], counts, rejections) -> tuple | None:
+    def _settle(
+        self, decision: _Decision, answer: tuple[str, bool, dict, str | None], counts, rejections
+    ) -> tuple | None:
         """Record one confirmed write in the run's state; returns what the store keeps for it."""
         patient_id, write, existing = decision.planned.patient.id, decision.write, decision.existing
-        contact_id, created, contact = answer
+        contact_id, created, contact, trace_id = answer
         if decision.key != contact_id:  # a create: the provisional id gives way to the CRM's
             self.directory.forget(decision.key)
             self.claimed.pop(decision.key, None)
@@ -464,6 +502,8 @@ class PatientSyncer:
         if existing is not None:
             counts.values_cleared += len(write.cleared_fields)
         self._warn_shared(decision.shared, patient_id, counts, rejections)
+        operation = OutcomeOperation.CREATE if created else _operation(write, existing)
+        self._note(patient_id, operation, contact_id, decision.digest, trace_id)
         return patient_id, contact_id, decision.digest, after
 
     def _settle_unchanged(self, decision: _Decision, counts, rejections, written: list, synced: list) -> None:
@@ -471,6 +511,7 @@ class PatientSyncer:
         counts.unchanged += 1
         self._warn_shared(decision.shared, decision.planned.patient.id, counts, rejections)
         existing = decision.existing
+        self._note(decision.planned.patient.id, OutcomeOperation.UNCHANGED, existing["id"], decision.digest)
         written.append((decision.planned.patient.id, existing["id"], decision.digest, slim(existing)))
         synced.append(decision.planned.patient.id)
 
@@ -556,6 +597,7 @@ class PatientSyncer:
     def _warn_shared(self, shared: dict[str, str], patient_id: str, counts: SyncCounts, rejections) -> None:
         """Record each point left off as a warning (field name and opaque ids only, never the value)."""
         for name, holder in shared.items():
+            self._warned[patient_id] = ReasonCode.SHARED_CONTACT_POINT.value
             owner = self._owner(holder)
             held = f"synced from Cherry patient {owner}" if owner else "not synced from Cherry"
             counts.warnings_by_reason[ReasonCode.SHARED_CONTACT_POINT.value] += 1
@@ -584,14 +626,64 @@ class PatientSyncer:
             ),
         )
 
-    def _reject(self, counts: SyncCounts, rejections: list[Rejection], rejection: Rejection) -> None:
+    def _reject(
+        self,
+        counts: SyncCounts,
+        rejections: list[Rejection],
+        rejection: Rejection,
+        decision: _Decision | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        """Count and keep a rejection, and note its outcome (the write it was refused, or a skip before any)."""
         counts.rejected += 1
         counts.rejects_by_reason[rejection.reason_code] += 1
         rejections.append(rejection)
+        self._warned.pop(rejection.source_id, None)
+        self.outcomes.add(
+            rejection.entity,
+            rejection.source_id,
+            _operation(decision.write, decision.existing) if decision else OutcomeOperation.SKIP,
+            OutcomeResult.REJECTED,
+            crm_id=decision.existing["id"] if decision and decision.existing else None,
+            reason=rejection.reason_code,
+            trace_id=trace_id,
+        )
+
+    def _note(
+        self,
+        patient_id: str,
+        operation: OutcomeOperation,
+        contact_id: str | None,
+        digest: str,
+        trace_id: str | None = None,
+    ) -> None:
+        """A patient's outcome once synced: `warning` (with the rule) when it synced without a detail."""
+        warning = self._warned.pop(patient_id, None)
+        self.outcomes.add(
+            Entity.PATIENT.value,
+            patient_id,
+            operation,
+            OutcomeResult.WARNING if warning else OutcomeResult.OK,
+            crm_id=contact_id,
+            reason=warning,
+            trace_id=trace_id,
+            payload_hash=digest,
+        )
 
     def _record_rejections(self, rejections: list[Rejection]) -> None:
         if rejections and not self.dry_run:
             self.store.record_rejections(self.slug, rejections)
+
+
+def _operation(write: ContactWrite | None, existing: dict | None) -> OutcomeOperation:
+    """What a write to a contact is: a create, an update, or an update that only empties values (`clear`)."""
+    if existing is None:
+        return OutcomeOperation.CREATE
+    if write is None:
+        return OutcomeOperation.UNCHANGED
+    if not write.standard and write.custom_fields and all(item.clears for item in write.custom_fields):
+        return OutcomeOperation.CLEAR
+    return OutcomeOperation.UPDATE
 
 
 def _lookups(desired: DesiredContact, state: PatientState | None) -> MatchKeys:

@@ -16,13 +16,14 @@ from typing import Any
 from cherry_sync.context import PracticeContext
 from cherry_sync.domain import RecordRejected, parse_payment
 from cherry_sync.domain.cherry_records import AccountStatus
-from cherry_sync.store import RunCounts
+from cherry_sync.store import OutcomeOperation, OutcomeResult, RunCounts
 from cherry_sync.sync.contacts import LiveDirectory, PrefetchedDirectory
 from cherry_sync.sync.estimates import PatientEstimates, practice_estimates
 from cherry_sync.sync.events import EventApplier, EventCounts, payment_snapshot
 from cherry_sync.sync.fields import ProvisionResult, provision_fields
 from cherry_sync.sync.inbox import apply_inbox
 from cherry_sync.sync.opportunities import OpportunityUpdater, PipelineTarget, resolve_pipeline
+from cherry_sync.sync.outcomes import OutcomeLog
 from cherry_sync.sync.patients import PatientSyncer, SyncCounts, rejection_of
 from cherry_sync.sync.zones import agreed_zone
 
@@ -83,6 +84,7 @@ def _syncer(
     dry_run: bool,
     *,
     index_owners: bool = False,
+    outcomes: OutcomeLog | None = None,
 ) -> PatientSyncer:
     options = ctx.practice.options
     return PatientSyncer(
@@ -96,11 +98,15 @@ def _syncer(
         patient_estimates=PatientEstimates(ctx.cherry) if options.patient_estimates else None,
         dry_run=dry_run,
         index_owners=index_owners,
+        outcomes=outcomes,
     )
 
 
-def load_payments(ctx: PracticeContext, summary: RunSummary, page_size: int = 500) -> None:
-    """Mirror every Cherry payment of the practice into the store (newer versions win)."""
+def load_payments(
+    ctx: PracticeContext, summary: RunSummary, page_size: int = 500, outcomes: OutcomeLog | None = None
+) -> None:
+    """Mirror every Cherry payment of the practice into the store (newer versions win). Payments no CRM write is
+    made for here; those rejected are noted in `outcomes`."""
     rejections = []
     for page in ctx.cherry.iter_payment_pages(limit=page_size):
         parsed = []
@@ -108,9 +114,20 @@ def load_payments(ctx: PracticeContext, summary: RunSummary, page_size: int = 50
             try:
                 parsed.append(payment_snapshot(parse_payment(raw)))
             except RecordRejected as exc:
-                rejections.append(rejection_of(exc, raw))
+                rejection = rejection_of(exc, raw)
+                rejections.append(rejection)
+                if outcomes is not None:
+                    outcomes.add(
+                        rejection.entity,
+                        rejection.source_id,
+                        OutcomeOperation.SKIP,
+                        OutcomeResult.REJECTED,
+                        reason=rejection.reason_code,
+                    )
         ctx.store.upsert_payments(ctx.slug, parsed)
         summary.payments_loaded += len(parsed)
+        if outcomes is not None:
+            outcomes.flush()
     if rejections and not summary.dry_run:
         ctx.store.record_rejections(ctx.slug, rejections)
 
@@ -211,8 +228,11 @@ def backfill_practice(
     summary = RunSummary(ctx.slug, "backfill", dry_run)
     fields = provision_fields(ctx.crm, dry_run=dry_run)
     summary.fields = fields.summary()
-    load_payments(ctx, summary)
-    syncer = _syncer(ctx, zone, fields.field_ids, PrefetchedDirectory(ctx.crm), dry_run, index_owners=True)
+    outcomes = OutcomeLog.for_context(ctx, "backfill", dry_run=dry_run)
+    load_payments(ctx, summary, outcomes=outcomes)
+    syncer = _syncer(
+        ctx, zone, fields.field_ids, PrefetchedDirectory(ctx.crm), dry_run, index_owners=True, outcomes=outcomes
+    )
     rewrite_after_recreated_fields(ctx, fields, syncer, summary)
 
     if not dry_run:
@@ -250,7 +270,8 @@ def refresh_practice(
     summary = RunSummary(ctx.slug, "refresh", dry_run, events=EventCounts())
     fields = provision_fields(ctx.crm, dry_run=dry_run)
     summary.fields = fields.summary()
-    syncer = _syncer(ctx, zone, fields.field_ids, LiveDirectory(ctx.crm), dry_run)
+    outcomes = OutcomeLog.for_context(ctx, "refresh", dry_run=dry_run)
+    syncer = _syncer(ctx, zone, fields.field_ids, LiveDirectory(ctx.crm), dry_run, outcomes=outcomes)
     rewrite_after_recreated_fields(ctx, fields, syncer, summary)
     opportunity = ctx.practice.options.opportunity
     updater = None
