@@ -5,7 +5,7 @@ python -m bench record_lookup [--rows 10000000] [--practices 50] [--lookups 200]
 A throwaway database is created and migrated, `record_outcomes` is filled server-side with `generate_series`
 (indexes dropped for the load and built after it, as a bulk load would), analysed, then `--lookups` look-ups of
 random records go through the store's own `record_history` (one practice, newest 200), by source id and by CRM id,
-and by source id across all practices (`slug` None). The database is dropped afterwards. Target: p95 under 100 ms.
+and by either id across all practices (`slug` None). The database is dropped afterwards. Target: p95 under 100 ms.
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         by_source = _timed(lambda k: store.record_history(slugs[k], source_id=f"pat_{k}"), picks)
         by_crm = _timed(lambda k: store.record_history(slugs[k], crm_id=crm_ids[k]), picks)
         any_practice = _timed(lambda k: store.record_history(None, source_id=f"pat_{k}"), picks)
+        any_practice_crm = _timed(lambda k: store.record_history(None, crm_id=crm_ids[k]), picks)
     finally:
         dispose_engine(url)
         with admin.connect() as conn:
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
     rows = [("by Cherry id (one practice)", by_source), ("by CRM id (one practice)", by_crm)]
     rows.append(("by Cherry id, any practice (`slug` None)", any_practice))
-    ok = all(_p(times, 95) < TARGET_MS for _, times in rows[:2])
+    rows.append(("by CRM id, any practice (`slug` None)", any_practice_crm))
+    ok = all(_p(times, 95) < TARGET_MS for _, times in rows)
     lines = [
         f"### {args.rows:,} rows, {args.practices} practices, PostgreSQL",
         "",
@@ -156,5 +158,5 @@ def run(args: argparse.Namespace) -> int:
     ]
     for label, times in rows:
         lines.append(f"| {label} | {_p(times, 50):.2f} ms | **{_p(times, 95):.2f} ms** | {max(times):.2f} ms |")
-    lines += ["", f"Target p95 < {TARGET_MS:.0f} ms (one practice, either id): {verdict(ok)}."]
+    lines += ["", f"Target p95 < {TARGET_MS:.0f} ms (either id, one practice or any): {verdict(ok)}."]
     return publish(args, SECTION, INTRO, "\n".join(lines))

@@ -38,9 +38,10 @@ record_outcomes = Table(
     Column("trace_id", String(EXTERNAL_ID), nullable=True),
     Column("payload_hash", String(64), nullable=True),
     PrimaryKeyConstraint("id"),
-    # The look-up by either side's id, newest first within a practice.
-    Index(None, "practice_slug", "source_id", "recorded_at"),
-    Index(None, "practice_slug", "crm_id", "recorded_at"),
+    # The look-up by either side's id, newest first, in one practice or across all (ids are opaque and almost never
+    # shared between practices, so the practice is a filter on a handful of rows, not an index column).
+    Index(None, "source_id", "recorded_at"),
+    Index(None, "crm_id", "recorded_at"),
     # One run's rows for its CSV.
     Index(None, "run_id", "practice_slug"),
     # Pruning by age.

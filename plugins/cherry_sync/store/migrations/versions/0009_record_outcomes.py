@@ -44,16 +44,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_record_outcomes")),
         sqlite_autoincrement=True,
     )
-    op.create_index(
-        op.f("ix_record_outcomes_practice_slug_source_id_recorded_at"),
-        "record_outcomes",
-        ["practice_slug", "source_id", "recorded_at"],
-    )
-    op.create_index(
-        op.f("ix_record_outcomes_practice_slug_crm_id_recorded_at"),
-        "record_outcomes",
-        ["practice_slug", "crm_id", "recorded_at"],
-    )
+    op.create_index(op.f("ix_record_outcomes_source_id_recorded_at"), "record_outcomes", ["source_id", "recorded_at"])
+    op.create_index(op.f("ix_record_outcomes_crm_id_recorded_at"), "record_outcomes", ["crm_id", "recorded_at"])
     op.create_index(op.f("ix_record_outcomes_run_id_practice_slug"), "record_outcomes", ["run_id", "practice_slug"])
     op.create_index(op.f("ix_record_outcomes_recorded_at"), "record_outcomes", ["recorded_at"])
 
@@ -61,6 +53,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_record_outcomes_recorded_at"), table_name="record_outcomes")
     op.drop_index(op.f("ix_record_outcomes_run_id_practice_slug"), table_name="record_outcomes")
-    op.drop_index(op.f("ix_record_outcomes_practice_slug_crm_id_recorded_at"), table_name="record_outcomes")
-    op.drop_index(op.f("ix_record_outcomes_practice_slug_source_id_recorded_at"), table_name="record_outcomes")
+    op.drop_index(op.f("ix_record_outcomes_crm_id_recorded_at"), table_name="record_outcomes")
+    op.drop_index(op.f("ix_record_outcomes_source_id_recorded_at"), table_name="record_outcomes")
     op.drop_table("record_outcomes")
