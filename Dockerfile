@@ -32,6 +32,10 @@ RUN pip install --no-cache-dir --no-deps /opt/cherry-sync/src \
     && python -c "from airflow.providers_manager import ProvidersManager as P; hooks = P().hooks; \
 assert 'cherry-sync' in P().providers and {'cherry', 'aesthetix_crm'} <= set(hooks), 'provider not registered'"
 
+# The two Airflow plugins the api-server serves (the webhook receiver and the Cherry Sync operations page): thin
+# modules over the installed package, in the image's plugins folder.
+COPY --chown=airflow:0 plugins/cherry_sync_webhooks.py plugins/cherry_sync_ops.py /opt/airflow/plugins/
+
 # Deployment helpers of airflow-init (docker/init.sh, docker/preflight.py). DAGs, include/ and sandbox/ are mounted
 # by docker-compose.yml, not baked in; the package is (a code change is a `docker compose build`).
 COPY --chown=airflow:0 docker/init.sh docker/preflight.py /opt/cherry-sync/bin/

@@ -452,6 +452,18 @@ def test_the_image_installs_the_runtime_pins_then_the_package_without_dependenci
     assert {"!pyproject.toml", "!plugins/cherry_sync/", "!requirements.txt"} <= set(allowed)
 
 
+def test_the_image_carries_every_airflow_plugin_module():
+    """The api-server serves the webhook receiver and the operations page only if their plugin modules are in the
+    image's plugins folder (the package alone is not a plugin), and the build context lets them in."""
+    modules = sorted(p.name for p in (REPO / "plugins").glob("*.py"))
+    assert modules, "no plugin modules found: the check would be empty"
+    dockerfile = DOCKERFILE.read_text()
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    for module in modules:
+        assert re.search(rf"^COPY .*plugins/{re.escape(module)}.* /opt/airflow/plugins/", dockerfile, re.M), module
+        assert f"!plugins/{module}" in ignore, module
+
+
 def test_env_example_holds_placeholders_not_secrets(env_example):
     for name in (
         "AIRFLOW_FERNET_KEY",
