@@ -198,3 +198,23 @@ def test_429_retry_after_as_an_http_date_is_honoured(crm_sandbox, sleeps):
     assert hook.list_pipelines()
     assert hook.calls["GET /opportunities/pipelines"] == 2
     assert len(sleeps.waits) == 1 and 3 <= sleeps.waits[0] <= 4.25
+
+
+def test_a_repeat_refused_as_a_duplicate_is_reconciled(crm_sandbox):
+    """A create whose answer was lost lands while its repeat is on the way: the look before the repeat found nothing,
+    the repeat is refused ("already exists"), and the hook looks again instead of failing.
+
+    Timeline with 1.2 s of latency on every request, a 2.6 s hang on the first create and a 2.0 s read timeout:
+    create sent at 0, gives up at 2.0; the look (sent at 2.0) is answered at 3.2, before the create lands at 3.8; the
+    repeat (sent at 3.2) reaches the CRM at 4.4, after it landed. Margins are 0.6 s either side."""
+    crm_sandbox.set_faults(script=["hang"], methods=["POST"], hang_seconds=2.6, latency_ms=1200)
+    body = {"name": "Cherry Race Test", "dataType": "TEXT", "model": "contact", "fieldKey": "contact.cherry_race_test"}
+    hook = crm_hook(crm_sandbox, retry=HANG_RETRY)
+    try:
+        field = hook.create_custom_field(body)
+    finally:
+        crm_sandbox.clear_faults()
+    stored = crm_sandbox.location_state(crm_sandbox.location(0).id)["customFields"]
+    assert [f["id"] for f in stored if f["fieldKey"].endswith("cherry_race_test")] == [field["id"]]
+    # The path under test: two creates reached the CRM, the second was refused as a duplicate.
+    assert hook.calls["POST /locations/{id}/customFields"] == 2

@@ -6,7 +6,8 @@ phones in the Cherry sandbox; cherry_backfill then cherry_refresh run for real (
 registry and the runs, opens the practice's page, looks a canary patient up by its Cherry id and then by the CRM
 contact id the page showed (the CRM sandbox must hold that contact), and downloads the backfill's CSV. No canary
 value may appear in any page or in the CSV. A user without DAG-run read gets 403 and sees nothing; an anonymous
-request is refused. Screenshots go to test-artifacts/ui/ (the overview also to docs/img/ops-page.png).
+request is refused. Screenshots go to test-artifacts/ui/; with CHERRY_SYNC_UPDATE_SCREENSHOTS=1 the overview also
+replaces the README's docs/img/ops-page.png (a test run leaves tracked files alone otherwise).
 
 The last test checks, in-process, that the page asks the auth manager for DAG-run read specifically: an auth
 manager that grants everything but `DagAccessEntity.RUN` is refused.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import shutil
 import time
@@ -180,7 +182,9 @@ def test_ops_page_after_real_runs(airflow_ui: AirflowUI, browser: WebDriver, tmp
     wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "table#practices")))
     driver.switch_to.default_content()
     time.sleep(1)  # the frame's fonts settle
-    shutil.copyfile(_shot(driver, "01-overview"), SCREENSHOT)
+    overview = _shot(driver, "01-overview")
+    if os.environ.get("CHERRY_SYNC_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(overview, SCREENSHOT)
     _frame(driver)
 
     # 2. The practices table: every registry practice, enabled, its CRM auth, the runs that just happened.

@@ -441,6 +441,13 @@ class ApiHook(BaseHook):
                         if isinstance(error, errors.ServerError):
                             ambiguous = ambiguous or is_write
                             self._guard_ambiguous(op, ambiguous, idempotent, reconcile)
+                        if ambiguous and reconcile is not None and isinstance(error, errors.ValidationError):
+                            # A repeat refused as a duplicate: the earlier attempt landed after the last look (the
+                            # CRM kept working on it after the client gave up). The look now finds it.
+                            found = reconcile()
+                            if found is not None:
+                                self.log.info("%s: earlier attempt had been applied (repeat refused); not repeated", op)
+                                return found
                         raise error
                     if stream:
                         return response
