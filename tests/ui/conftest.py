@@ -51,12 +51,6 @@ USER, PASSWORD = "admin", "admin"
 # A user with no role: the simple auth manager lets them log in and authorizes nothing (no role can lack DAG-run read
 # alone: VIEWER reads everything).
 NO_ROLE_USER, NO_ROLE_PASSWORD = "nobody", "nobody-pass"
-RUNS_DAGS_LAST = ("test_ops_page.py",)
-
-
-def pytest_collection_modifyitems(session, config, items) -> None:
-    """The tests that run DAGs for real go after the others on the shared stack (stable otherwise)."""
-    items.sort(key=lambda item: item.path.name in RUNS_DAGS_LAST)
 
 
 def _ci() -> bool:
