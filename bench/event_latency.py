@@ -85,7 +85,7 @@ def _wait(what: str, check, timeout: float, every: float = 2.0) -> None:
 
 
 def _runs(client) -> list[dict]:
-    return client.call("GET", "/dags/cherry_refresh/dagRuns", params={"limit": 1000})["dag_runs"]
+    return client.dag_runs("cherry_refresh")
 
 
 def _prepare(deployment, paths: dict[str, str]) -> None:

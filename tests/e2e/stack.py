@@ -30,6 +30,7 @@ from cryptography.fernet import Fernet
 from scripts.local_env import POOLS_FILE, REPO, airflow, airflow_env, free_port
 
 TERMINAL = {"success", "failed"}
+PAGE_LIMIT = 100  # Airflow's default `[api] maximum_page_limit`: a larger `limit` is cut to it
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 
 
@@ -61,10 +62,21 @@ class ApiClient:
     def run(self, dag_id: str, run_id: str) -> dict:
         return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
 
+    def collection(self, path: str, key: str, params: dict | None = None) -> list[dict]:
+        """Every item of a paged REST collection (`key` of each page), however many pages: the API returns at most
+        `[api] maximum_page_limit` (100) items per page, whatever `limit` asks for."""
+        items: list[dict] = []
+        while True:
+            page = self.call("GET", path, params={**(params or {}), "limit": PAGE_LIMIT, "offset": len(items)})
+            items += page[key]
+            if not page[key] or len(items) >= page["total_entries"]:
+                return items
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500})[
-            "task_instances"
-        ]
+        return self.collection(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
+
+    def dag_runs(self, dag_id: str) -> list[dict]:
+        return self.collection(f"/dags/{dag_id}/dagRuns", "dag_runs")
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, on_poll: Callable | None = None) -> dict:
         """Poll until the run is success or failed; returns the run. Fails the test on timeout."""
@@ -258,7 +270,7 @@ class AirflowStack:
     def wait_for_dags(self, client: ApiClient, dag_ids: set[str], timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            found = {d["dag_id"] for d in client.call("GET", "/dags", params={"limit": 100})["dags"]}
+            found = {d["dag_id"] for d in client.collection("/dags", "dags")}
             if dag_ids <= found:
                 return
             if time.monotonic() > deadline:

@@ -60,13 +60,13 @@ def _all_applied(deployment: Deployment, slug: str, ids: set[str]) -> bool:
 
 
 def _runs_done(deployment: Deployment, run_type: str) -> bool:
-    runs = deployment.stack.client().call("GET", "/dags/cherry_refresh/dagRuns", params={"limit": 100})["dag_runs"]
+    runs = deployment.stack.client().dag_runs("cherry_refresh")
     mine = [r for r in runs if r["run_type"] == run_type]
     return bool(mine) and all(r["state"] in ("success", "failed") for r in mine)
 
 
 def _asset_runs(deployment: Deployment) -> list[dict]:
-    runs = deployment.stack.client().call("GET", "/dags/cherry_refresh/dagRuns", params={"limit": 100})["dag_runs"]
+    runs = deployment.stack.client().dag_runs("cherry_refresh")
     return [r for r in runs if r["run_type"] == "asset_triggered"]
 
 
@@ -177,12 +177,10 @@ def test_triggerer_restart_applies_what_piled_up(deployment: Deployment, start):
 def test_an_idle_minute_starts_no_run(deployment: Deployment, start):
     _wait_runs_settled(deployment)
     client = deployment.stack.client()
-    before = {
-        r["dag_run_id"] for r in client.call("GET", "/dags/cherry_refresh/dagRuns", params={"limit": 100})["dag_runs"]
-    }
+    before = {r["dag_run_id"] for r in client.dag_runs("cherry_refresh")}
     reads = deployment.cherry.stats()["endpoints"].get("GET /v1/events", 0)
     time.sleep(60)
-    runs = client.call("GET", "/dags/cherry_refresh/dagRuns", params={"limit": 100})["dag_runs"]
+    runs = client.dag_runs("cherry_refresh")
     new = [r for r in runs if r["dag_run_id"] not in before]
     # Only the hourly safety net may start (when the minute crosses :17); nothing else happened.
     assert all(r["run_type"] == "scheduled" for r in new), new
