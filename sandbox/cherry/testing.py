@@ -20,7 +20,7 @@ import requests
 from sandbox.cherry.app import create_app
 from sandbox.cherry.config import CherrySandboxConfig
 from sandbox.cherry.state import CherryState
-from sandbox.common.server import RunningServer, start_in_thread
+from sandbox.common.server import RunningServer, admin_session, start_in_thread
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -48,7 +48,7 @@ class CherrySandbox:
         self.server = server
         self.app = app
         self.base_url = server.base_url
-        self.http = requests.Session()
+        self.http = admin_session()
         self.practices = [
             PracticeInfo(
                 id=row["id"],

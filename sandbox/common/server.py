@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+import requests
 import uvicorn
 
 LOOPBACK = "127.0.0.1"
@@ -79,3 +80,16 @@ def serve_forever(app, host: str = LOOPBACK, port: int = 0, log_level: str = "wa
     """Serve `app` in the foreground until interrupted."""
     sock = _bind(host, port)
     uvicorn.Server(_config(app, log_level)).run(sockets=[sock])
+
+
+def admin_session() -> requests.Session:
+    """A `requests.Session` for a test harness's own calls to a sandbox (admin routes, inspection, bare API calls).
+
+    Every request goes on a new connection (`Connection: close`). A kept-alive connection that the server closes as
+    idle (uvicorn's `timeout_keep_alive`) can be picked for the next request at the instant it closes, and that
+    request then fails with "connection reset": a harness that waits about as long as the keep-alive timeout (a test
+    sleeping 30 s) hits it. On loopback a new connection costs next to nothing.
+    """
+    session = requests.Session()
+    session.headers["Connection"] = "close"
+    return session

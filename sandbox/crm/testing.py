@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from sandbox.common.server import RunningServer, start_in_thread
+from sandbox.common.server import RunningServer, admin_session, start_in_thread
 from sandbox.crm.app import create_app
 from sandbox.crm.auth import CONVERSATIONS_VERSION, VERSION
 from sandbox.crm.config import CrmSandboxConfig
@@ -72,7 +72,7 @@ class CrmSandbox:
         self._server: RunningServer = start_in_thread(self.app)
         self.base_url = self._server.base_url
         self.port = self._server.port
-        self.http = requests.Session()
+        self.http = admin_session()
         self._clients: list[ApiClient] = []
 
     # --- lifecycle -------------------------------------------------------------------------------

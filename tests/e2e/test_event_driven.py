@@ -142,11 +142,14 @@ def test_receiver_down_then_back_loses_nothing(deployment: Deployment, start):
     cherry.set_webhook_settings(time_scale=0.05)  # retries at 0.5 s, 1.5 s, 3 s, 15 s, 45 s ...
     api = stack.components["api-server"]
     api.stop()
-    cherry.advance(minutes=30, refreshed=4, payments=1, practice_id=deployment.cherry_practice(WEBHOOK).id)
-    time.sleep(30)  # ten minutes down, at the sandbox's time scale
-    assert cherry.webhooks()["subscriptions"][0]["stats"]["failed_attempts"] > 0
-    stack.start_component("api-server", "api-server", "--port", str(stack.api_port), "--host", "127.0.0.1")
-    stack.wait_until_healthy()
+    try:
+        cherry.advance(minutes=30, refreshed=4, payments=1, practice_id=deployment.cherry_practice(WEBHOOK).id)
+        time.sleep(30)  # ten minutes down, at the sandbox's time scale
+        assert cherry.webhooks()["subscriptions"][0]["stats"]["failed_attempts"] > 0
+    finally:
+        # Back up whatever happened above: the module's later tests share this deployment.
+        stack.start_component("api-server", "api-server", "--port", str(stack.api_port), "--host", "127.0.0.1")
+        stack.wait_until_healthy()
 
     # Cherry retries at 20 s, 65 s and 245 s after the event (time-scaled): the api-server may take a while to be back.
     _wait("retried webhooks delivered", lambda: bool(_delivered(deployment)), timeout=300)
