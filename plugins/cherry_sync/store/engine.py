@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 from cherry_sync.context import STORE_CONN_ID
-from cherry_sync.store.migrate import migrate
+from cherry_sync.store.migrate import is_at_head, migrate
 from cherry_sync.store.sync_store import SyncStore
 
 log = logging.getLogger(__name__)
@@ -194,10 +194,15 @@ def engine_from_connection(conn: Any) -> Engine:
 
 
 def store_from_engine(engine: Engine) -> SyncStore:
-    """A `SyncStore` on `engine`, migrated to the latest schema (once per engine per process)."""
+    """A `SyncStore` on `engine`, migrated to the latest schema (checked once per engine per process).
+
+    The check is one query of the version table; Alembic runs only when the store is behind. A DAG run's first task
+    (selecting its practices) brings the store to head, so its practice tasks find it there and never load Alembic.
+    """
     key = engine.url.render_as_string(hide_password=False)
     if key not in _migrated:
-        migrate(engine)
+        if not is_at_head(engine):
+            migrate(engine)
         _migrated.add(key)
     return SyncStore(engine)
 

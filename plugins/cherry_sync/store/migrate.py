@@ -48,6 +48,24 @@ def head_revision() -> str:
     return head
 
 
+def shipped_head_number() -> str:
+    """The number of the newest revision shipped, without loading Alembic: each revision file is named, and its
+    revision id begins, with its number (`0010_alert_states`), so the newest is the greatest file name (a test
+    holds both conventions to Alembic's own head)."""
+    return max(path.stem for path in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py")).split("_", 1)[0]
+
+
+def is_at_head(engine: Engine) -> bool:
+    """Whether the store at `engine` is at the shipped head: one query, no Alembic (a missing version table or
+    any other error answers False, and the caller migrates)."""
+    try:
+        with engine.connect() as conn:
+            versions = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    except Exception:  # noqa: BLE001 - an empty database has no version table: not at head
+        return False
+    return len(versions) == 1 and versions[0].split("_", 1)[0] == shipped_head_number()
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database at `engine` is at (None for an empty database)."""
     with engine.connect() as conn:
