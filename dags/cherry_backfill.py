@@ -5,11 +5,12 @@
 up at the first page whose CRM writes were not confirmed, on retry or on a new trigger.
 
 **Form:** practices (empty = every enabled practice), scope (active patients or all), dry run (plan only:
-counts of creates, updates, unchanged and rejects, zero CRM writes), page size.
+counts of creates, updates, unchanged and rejects, zero CRM writes), page size, practices per task.
 
-**Tasks, per practice (mapped):** `provision_custom_fields` (the 14 `contact.cherry_*` fields) then
-`sync_patients` (page by page, checkpointed). Then `summarize` prints the totals from the run ledger.
-Updates the `cherry_contacts` Asset, which schedules `cherry_smart_list`.
+**Tasks, per batch of practices (mapped; one practice per task up to 8 practices):** `provision_custom_fields`
+(the 14 `contact.cherry_*` fields) then `sync_patients` (page by page, checkpointed) for each practice whose
+fields are ready. Then `summarize` prints the totals from the run ledger, and `announce_contact_changes` updates
+the `cherry_contacts` Asset for the practices that got contacts, which schedules `cherry_smart_list` for them.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from airflow.sdk import DAG, Param, task_group
 
 from cherry_sync.dag_support import (
     BACKFILL_BUDGET,
-    CHERRY_CONTACTS,
-    CRM_API_POOL,
+    BACKFILL_POOL,
+    PRACTICE_LABEL,
+    announce_contact_changes,
     dry_run_param,
     fail_run_if_a_practice_failed,
     failure,
     page_size_param,
     practices_param,
+    practices_per_task_param,
     runbook,
     select_practices,
     summarize,
@@ -65,23 +68,34 @@ with DAG(
         ),
         "dry_run": dry_run_param("counts of creates, updates, unchanged and rejects"),
         "page_size": page_size_param(),
+        "practices_per_task": practices_per_task_param(),
     },
 ) as dag:
 
     @task_group
-    def practice(slug: str):
+    def practice(batch: dict):
         fields = ProvisionCustomFieldsOperator(
-            task_id="provision_custom_fields", practice=slug, dry_run="{{ params.dry_run }}", pool=CRM_API_POOL
+            task_id="provision_custom_fields",
+            batch=batch,
+            dry_run="{{ params.dry_run }}",
+            map_index_template=PRACTICE_LABEL,
+            pool=BACKFILL_POOL,
         )
         patients = SyncPatientsOperator(
             task_id="sync_patients",
-            practice=slug,
+            batch=batch,
             dry_run="{{ params.dry_run }}",
             scope="{{ params.scope }}",
             page_size="{{ params.page_size }}",
-            pool=CRM_API_POOL,
-            outlets=[CHERRY_CONTACTS],
+            map_index_template=PRACTICE_LABEL,
+            pool=BACKFILL_POOL,
+            # A practice whose fields failed is skipped here; the others of the batch still sync.
+            trigger_rule="all_done",
         )
         fields >> patients
 
-    practice.expand(slug=select_practices()) >> [summarize(), fail_run_if_a_practice_failed()]
+    practice.expand(batch=select_practices()) >> [
+        summarize(),
+        announce_contact_changes(),
+        fail_run_if_a_practice_failed(),
+    ]

@@ -19,8 +19,8 @@ or whose bytes do not match their checksum or type are rejected with a reason (`
 `asset`); the rest go on. Each upload is recorded as soon as the CRM confirms it, so a killed task re-uploads
 nothing. See docs/media-import.md.
 
-**Tasks:** `select_practices`, then `import_media` per practice (mapped), then `summarize` (totals from the run
-ledger: read = listed, created = uploaded, updated = new versions).
+**Tasks:** `select_practices`, then `import_media` per batch of practices (mapped; docs/scale.md), then
+`summarize` (totals from the run ledger: read = listed, created = uploaded, updated = new versions).
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ from datetime import datetime
 from airflow.sdk import DAG, Param
 
 from cherry_sync.dag_support import (
-    CRM_API_POOL,
     MEDIA_IMPORT_BUDGET,
+    MEDIA_POOL,
     PRACTICE_LABEL,
     dry_run_param,
     fail_run_if_a_practice_failed,
     failure,
     practices_param,
+    practices_per_task_param,
     runbook,
     select_practices,
     summarize,
@@ -67,6 +68,7 @@ with DAG(
     tags=["cherry-sync", "media"],
     params={
         "practices": practices_param(),
+        "practices_per_task": practices_per_task_param(),
         "dry_run": dry_run_param("the assets that would be uploaded (name, category, size) and the rejects"),
         "asset_folder": Param(
             os.environ.get("CHERRY_SYNC_ASSET_FOLDER", ""),
@@ -84,6 +86,6 @@ with DAG(
         dry_run="{{ params.dry_run }}",
         asset_folder="{{ params.asset_folder }}",
         map_index_template=PRACTICE_LABEL,
-        pool=CRM_API_POOL,
-    ).expand(practice=select_practices())
+        pool=MEDIA_POOL,
+    ).expand(batch=select_practices())
     imports >> [summarize(), fail_run_if_a_practice_failed()]

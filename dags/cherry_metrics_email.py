@@ -3,7 +3,7 @@
 
 **When:** early on the 1st of every month (11:00 UTC: already the 1st in every US timezone), and by hand for chosen practices and an end date.
 
-**What, per enabled practice (mapped):** `send_report` covers the 90 whole days that end the day before the run's
+**What, per enabled practice (mapped in batches, docs/scale.md):** `send_report` covers the 90 whole days that end the day before the run's
 logical date in the practice's time zone (or end on the form's end date): applications, approvals, payments,
 refunds and cancellations, net volume, each against the previous 90 days, plus today's active Cherry patients and
 their available balance. Figures come from Cherry's reporting metrics and the sync store; a source that fails is
@@ -30,6 +30,7 @@ from cherry_sync.dag_support import (
     fail_run_if_a_practice_failed,
     failure,
     practices_param,
+    practices_per_task_param,
     runbook,
     select_practices,
     summarize,
@@ -73,6 +74,7 @@ with DAG(
     tags=["cherry-sync", "reports"],
     params={
         "practices": practices_param(),
+        "practices_per_task": practices_per_task_param(),
         "end_date": Param(
             None,
             type=["null", "string"],
@@ -104,5 +106,5 @@ with DAG(
         force="{{ params.force }}",
         map_index_template=PRACTICE_LABEL,
         pool=CHERRY_API_POOL,
-    ).expand(practice=select_practices())
+    ).expand(batch=select_practices())
     reports >> [summarize(), fail_run_if_a_practice_failed()]

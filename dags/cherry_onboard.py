@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, task
 
 from cherry_sync.dag_support import (
-    CRM_API_POOL,
+    REFRESH_POOL,
     RunBudget,
     fail_run_if_a_practice_failed,
     failure,
@@ -37,7 +37,7 @@ from cherry_sync.reasons import ReasonCode
 ONBOARD_BUDGET = RunBudget(task_timeout=timedelta(minutes=15), retries=2, queueing=timedelta(minutes=10))
 
 
-@task(pool=CRM_API_POOL)
+@task(pool=REFRESH_POOL)
 def exchange_authorization_code(params=None) -> dict:
     """Exchange the form's authorization code for the agency token pair (nothing to do without one)."""
     from cherry_sync.onboarding import dag_exchange_authorization_code
@@ -45,7 +45,7 @@ def exchange_authorization_code(params=None) -> dict:
     return dag_exchange_authorization_code(params)
 
 
-@task(pool=CRM_API_POOL, trigger_rule="all_done")
+@task(pool=REFRESH_POOL, trigger_rule="all_done")
 def onboarding_report(params=None) -> dict:
     """The report (also after a refused code): logged as a table, returned as ids and states."""
     from cherry_sync.onboarding import dag_onboarding_report

@@ -8,12 +8,14 @@ default 15, per practice). Events that arrive while a run is going are batched i
 also runs as the safety net: every practice reads the feed from its stored cursor, so a lost webhook or a receiver
 outage loses nothing. One run at a time. Can be triggered by hand for chosen practices (inbox and feed).
 
-**What, per practice to refresh (mapped):** `apply_events` applies the practice's pending webhooks, then (feed
+**What, per practice to refresh (mapped, in batches of up to `practices_per_task` practices; only practices with
+events get a task):** `apply_events` applies the practice's pending webhooks, then (feed
 wake-ups, the hourly run, manual runs) Cherry events after the stored cursor: drops duplicates and `test.ping`,
 never lets an older version overwrite a newer one, updates contacts (new patient, account refreshed) and payment
 fields, and for practices with an opportunity pipeline marks opportunities won / lost / lowered / abandoned.
-The cursor advances, and inbox rows are marked applied, only once their effects landed. Updates the
-`cherry_contacts` Asset. Receiver, watchers and set-up: docs/webhooks.md.
+The cursor advances, and inbox rows are marked applied, only once their effects landed. When contacts were
+written, `announce_contact_changes` updates the `cherry_contacts` Asset naming those practices (the smart list
+then runs for them alone); a run that wrote nothing schedules nothing. Receiver, watchers and set-up: docs/webhooks.md.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from datetime import datetime
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable
 
 from cherry_sync.dag_support import (
-    CHERRY_CONTACTS,
-    CRM_API_POOL,
     PRACTICE_LABEL,
     REFRESH_BUDGET,
+    REFRESH_POOL,
+    REFRESH_PRIORITY,
+    announce_contact_changes,
     dry_run_param,
     fail_run_if_a_practice_failed,
     failure,
     page_size_param,
     practices_param,
+    practices_per_task_param,
     runbook,
     summarize,
 )
@@ -70,6 +74,7 @@ with DAG(
         "practices": practices_param(),
         "dry_run": dry_run_param("what the events would change"),
         "page_size": page_size_param(),
+        "practices_per_task": practices_per_task_param(),
     },
 ) as dag:
     events = ApplyEventsOperator.partial(
@@ -77,7 +82,7 @@ with DAG(
         dry_run="{{ params.dry_run }}",
         page_size="{{ params.page_size }}",
         map_index_template=PRACTICE_LABEL,
-        pool=CRM_API_POOL,
-        outlets=[CHERRY_CONTACTS],
-    ).expand_kwargs(plan_refresh_work())
-    events >> [summarize(), fail_run_if_a_practice_failed()]
+        pool=REFRESH_POOL,
+        **REFRESH_PRIORITY,
+    ).expand(batch=plan_refresh_work())
+    events >> [summarize(), announce_contact_changes(), fail_run_if_a_practice_failed()]

@@ -1,10 +1,12 @@
 """
 ### cherry_smart_list — keep the "Cherry Patients" smart list exact in Aesthetix CRM
 
-**When:** after every run of `cherry_backfill` or `cherry_refresh` that updated the `cherry_contacts` Asset
-(one run at a time; events that arrive meanwhile are served by the next run), or by hand for chosen practices.
+**When:** after every run of `cherry_backfill` or `cherry_refresh` that wrote contacts (they update the
+`cherry_contacts` Asset, naming the practices), for those practices only (one run at a time; events that arrive
+meanwhile are served by the next run); daily at 04:41 UTC for every enabled practice (verification cadence, tags a
+run could not send); or by hand for chosen practices.
 
-**What, per enabled practice (mapped):** `update_smart_list` computes from the sync store, in SQL, who is a
+**What, per practice (mapped, in batches of up to `practices_per_task`):** `update_smart_list` computes from the sync store, in SQL, who is a
 member (every Cherry patient synced to a CRM contact) and which segments each is in (active, inactive, balance
 at or above the practice's threshold, increase eligible), using the tags and threshold of the practice's
 registry entry (`options.segments`). It sends only the differences from what it applied before, 100 contacts per
@@ -23,18 +25,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from cherry_sync.dag_support import (
     CHERRY_CONTACTS,
-    CRM_API_POOL,
     PRACTICE_LABEL,
     SMART_LIST_BUDGET,
+    SMART_LIST_POOL,
     dry_run_param,
     fail_run_if_a_practice_failed,
     practices_param,
+    practices_per_task_param,
     runbook,
-    select_practices,
+    select_changed_practices,
     summarize,
 )
 from cherry_sync.operators.smart_list import SmartListOperator
@@ -43,7 +46,11 @@ with DAG(
     dag_id="cherry_smart_list",
     description="Keep the Cherry Patients smart list's tags exact (after each contacts update)",
     doc_md=runbook(__doc__),
-    schedule=[CHERRY_CONTACTS],
+    schedule=AssetOrTimeSchedule(
+        # Daily, every practice: the verification cadence and the retry of tags a run could not send.
+        timetable=CronTriggerTimetable("41 4 * * *", timezone="UTC"),
+        assets=[CHERRY_CONTACTS],
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -73,6 +80,7 @@ with DAG(
             title="Verification cadence (hours)",
             description="With verify=auto: verify an unchanged list when the last verification is this old.",
         ),
+        "practices_per_task": practices_per_task_param(),
     },
 ) as dag:
     smart_list = SmartListOperator.partial(
@@ -81,6 +89,6 @@ with DAG(
         verify="{{ params.verify }}",
         verify_every_hours="{{ params.verify_every_hours }}",
         map_index_template=PRACTICE_LABEL,
-        pool=CRM_API_POOL,
-    ).expand(practice=select_practices())
+        pool=SMART_LIST_POOL,
+    ).expand(batch=select_changed_practices())
     smart_list >> [summarize(), fail_run_if_a_practice_failed()]

@@ -17,19 +17,26 @@ from cherry_sync.reasons import ReasonCode
 
 OWNER = "cherry-sync"
 
-# Pools (include/pools.json) cap how many tasks call one API at once; the request rate itself is paced per API key
-# or CRM location by the shared limiter (hooks/pacing.py). A task that calls both APIs takes the CRM's pool.
-CRM_API_POOL = "cherry_sync_crm_api"
-CHERRY_API_POOL = "cherry_sync_cherry_api"
+# One pool per kind of work (include/pools.json), so a long backfill or media import never holds the slots the
+# refresh, the smart list or the monthly email need; sizing in docs/scale.md. Pools cap how many tasks run at
+# once; the request rate itself is paced per API key or CRM location by the shared limiter (hooks/pacing.py).
+BACKFILL_POOL = "cherry_sync_backfill"
+REFRESH_POOL = "cherry_sync_refresh"
+SMART_LIST_POOL = "cherry_sync_smart_list"
+MEDIA_POOL = "cherry_sync_media"
+CHERRY_API_POOL = "cherry_sync_cherry_api"  # the monthly metrics email: Cherry's API only
+# The refresh's tasks go first when the scheduler must choose which waiting tasks to queue.
+REFRESH_PRIORITY = {"priority_weight": 100, "weight_rule": "absolute"}
 
-# Updated by cherry_backfill and cherry_refresh; cherry_smart_list is scheduled on it.
+# Announced by cherry_backfill and cherry_refresh when a run wrote contacts (its extra names the practices);
+# cherry_smart_list is scheduled on it.
 CHERRY_CONTACTS = Asset(name="cherry_contacts", uri="cherry-sync://crm/contacts", group="cherry-sync")
 
-# A mapped practice task's label in the UI: its slug. The DAGs render templates as native objects
-# (`render_template_as_native_obj=True`: a param reaches its operator as the form's boolean, integer or None), and
-# rendered natively a digit-only slug ("2024") would become a number, which Airflow cannot use as a label; as a
-# JSON string it stays text.
-PRACTICE_LABEL = "{{ task.practice | string | tojson }}"
+# A mapped practice task's label in the UI: its practice's slug, or its batch's first and last slug and size
+# (`cherry_sync.batches`). The DAGs render templates as native objects (`render_template_as_native_obj=True`: a
+# param reaches its operator as the form's boolean, integer or None), and rendered natively a digit-only slug
+# ("2024") would become a number, which Airflow cannot use as a label; as a JSON string it stays text.
+PRACTICE_LABEL = "{{ task.label | string | tojson }}"
 
 DEFAULT_ARGS = {
     "owner": OWNER,
@@ -217,12 +224,57 @@ def page_size_param() -> Param:
     )
 
 
-@task
-def select_practices(params=None) -> list[str]:
-    """The enabled practices chosen in the trigger form (every enabled practice when none is chosen)."""
-    from cherry_sync.tasks import select_practices as select
+def practices_per_task_param() -> Param:
+    from cherry_sync.batches import DEFAULT_PRACTICES_PER_TASK, PRACTICES_PER_TASK_ENV, default_practices_per_task
 
-    return select(params["practices"])
+    return Param(
+        default_practices_per_task(),
+        type="integer",
+        minimum=1,
+        maximum=100,
+        title="Practices per task",
+        description="At most this many practices run one after the other in one task instance (a run with fewer "
+        f"than 8 practices gives each its own). Default ${PRACTICES_PER_TASK_ENV}, else "
+        f"{DEFAULT_PRACTICES_PER_TASK}; docs/scale.md.",
+    )
+
+
+# The planners return the practices' registry entries (configuration, which includes the report recipients'
+# addresses): XCom carries them to the practice tasks, the task log does not repeat them.
+@task(show_return_value_in_logs=False)
+def select_practices(params=None) -> list[dict]:
+    """The enabled practices chosen in the trigger form (every enabled practice when none is chosen), in batches:
+    the registry is read and validated here, once per run (`cherry_sync.batches`)."""
+    from cherry_sync.tasks import practice_batches
+
+    return practice_batches(params["practices"], params.get("practices_per_task"))
+
+
+@task(show_return_value_in_logs=False)
+def select_changed_practices(params=None, triggering_asset_events=None) -> list[dict]:
+    """The smart list's practices, in batches: those the triggering `cherry_contacts` events name (contacts were
+    written for them), or for a manual or the daily run those chosen in the form (empty: every enabled one)."""
+    from cherry_sync.tasks import changed_practice_batches
+
+    extras = [event.extra for events in (triggering_asset_events or {}).values() for event in events]
+    return changed_practice_batches(extras, params["practices"], params.get("practices_per_task"))
+
+
+@task(trigger_rule="all_done", outlets=[CHERRY_CONTACTS])
+def announce_contact_changes(params=None, run_id=None, dag=None, outlet_events=None) -> dict:
+    """Update the `cherry_contacts` Asset (which schedules the smart list) only when this run wrote contacts, naming
+    the practices that did; skipped (no Asset event, no smart-list run) when none did or in a dry run."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from cherry_sync.tasks import practices_with_contact_changes
+
+    if params.get("dry_run"):
+        raise AirflowSkipException("a dry run writes no contact: the smart list is not scheduled")
+    changed = practices_with_contact_changes(run_id, dag.dag_id)
+    if not changed:
+        raise AirflowSkipException("no contact was written: the smart list has nothing to recompute")
+    outlet_events[CHERRY_CONTACTS].extra = {"practices": changed}
+    return {"practices_changed": len(changed)}
 
 
 @task(trigger_rule="all_done")

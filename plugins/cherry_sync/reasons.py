@@ -85,6 +85,7 @@ class ReasonCode(StrEnum):
 
     # -- run time -------------------------------------------------------------------------------------------------
     TASK_TIMEOUT = "task_timeout"  # the task ran past its execution_timeout (AirflowTaskTimeout)
+    UNEXPECTED_ERROR = "unexpected_error"  # an exception the product does not raise on purpose (retried)
 
     # -- records: why a Cherry record was rejected or one of its fields dropped -----------------------------------
     INVALID_RECORD = "invalid_record"  # not a JSON object, or a field has the wrong JSON type

@@ -22,6 +22,22 @@ def _sync_rows(env, dag_id):
     }
 
 
+def _contacts_events(env) -> list[tuple[str, list[str]]]:
+    """The `cherry_contacts` Asset's events in Airflow's metadata DB: (producing DAG, practices its extra names)."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(env.home / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT e.source_dag_id, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE a.name = 'cherry_contacts' ORDER BY e.id"
+        ).fetchall()
+    return [
+        (dag_id, sorted((json.loads(extra) if isinstance(extra, str) else extra or {}).get("practices", [])))
+        for dag_id, extra in rows
+    ]
+
+
 def _shared_points(row) -> int:
     """Patients the run synced without an e-mail or phone a relative's contact holds (ledger details)."""
     return row.details.get("patients", {}).get("warnings_by_reason", {}).get("shared_contact_point", 0)
@@ -75,7 +91,12 @@ def test_disabled_practice_is_left_alone_and_others_sync(dag_env):
 
 
 def test_refresh_applies_new_events_after_backfill(dag_env):
+    slugs = sorted(entry["slug"] for entry in dag_env.registry())
+    dag_env.run("cherry_backfill", dry_run=True)
+    assert _contacts_events(dag_env) == [], "a dry run writes no contact: the smart list is not scheduled"
     dag_env.run("cherry_backfill")
+    # The backfill wrote contacts for every practice: one Asset event naming them (what schedules the smart list).
+    assert _contacts_events(dag_env) == [("cherry_backfill", slugs)]
     dag_env.cherry.advance(
         minutes=60, new_patients=3, refreshed=5, payments=3, refunds=1, duplicate_share=0.3, out_of_order_share=0.2
     )
@@ -89,6 +110,9 @@ def test_refresh_applies_new_events_after_backfill(dag_env):
         loc.id: dag_env.crm.location_state(loc.id, lists=False)["counts"]["contacts"] for loc in dag_env.crm.locations
     }
     assert sum(after.values()) > sum(before.values())
+    changed = sorted(slug for slug, row in rows.items() if row.counts.created or row.counts.updated)
+    assert _contacts_events(dag_env)[1:] == [("cherry_refresh", changed)]
     writes = dag_env.crm_writes()
     dag_env.run("cherry_refresh")
     assert dag_env.crm_writes() == writes, "no new events: the refresh must make zero CRM writes"
+    assert len(_contacts_events(dag_env)) == 2, "a refresh that wrote nothing does not schedule the smart list"

@@ -78,10 +78,11 @@ def test_media_import_dag_imports_each_practice_once_then_changes_nothing(dag_en
 _RUN_OPERATOR = """
 import json, sys
 from airflow.sdk import DAG
+from cherry_sync.batches import batch_of
 from cherry_sync.operators.media import MediaImportOperator
 with DAG("no_metadata_db_media_check", schedule=None):
-    op = MediaImportOperator(task_id="import_media", practice="glow-aesthetics", asset_folder=sys.argv[1])
-print(json.dumps(op.execute({"run_id": "metadata-db-check"})["assets"]))
+    op = MediaImportOperator(task_id="import_media", batch=batch_of("glow-aesthetics"), asset_folder=sys.argv[1])
+print(json.dumps(op.execute({"run_id": "metadata-db-check"})["practices"]["glow-aesthetics"]["assets"]))
 """
 
 

@@ -55,14 +55,15 @@ def test_no_task_side_module_imports_the_api_server_only_package():
 _RUN_OPERATORS = """
 import json, sys
 from airflow.sdk import DAG
+from cherry_sync.batches import batch_of
 from cherry_sync.operators import ApplyEventsOperator, ProvisionCustomFieldsOperator, SyncPatientsOperator
 with DAG("no_metadata_db_check", schedule=None):
     ops = (
-        ProvisionCustomFieldsOperator(task_id="provision_custom_fields", practice="glow-aesthetics"),
-        SyncPatientsOperator(task_id="sync_patients", practice="glow-aesthetics"),
-        ApplyEventsOperator(task_id="apply_events", practice="glow-aesthetics"),
+        ProvisionCustomFieldsOperator(task_id="provision_custom_fields", batch=batch_of("glow-aesthetics")),
+        SyncPatientsOperator(task_id="sync_patients", batch=batch_of("glow-aesthetics")),
+        ApplyEventsOperator(task_id="apply_events", batch=batch_of("glow-aesthetics")),
     )
-results = [op.execute({"run_id": "metadata-db-check"}) for op in ops]
+results = [op.execute({"run_id": "metadata-db-check"})["practices"]["glow-aesthetics"] for op in ops]
 print(json.dumps([r.get("patients", {}).get("created", 0) for r in results]))
 """
 

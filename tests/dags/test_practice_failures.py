@@ -154,7 +154,8 @@ def test_each_broken_practice_fails_alone_with_one_clear_error(failing_env: DagE
     # A failed practice fails the run (the DAG's failure watcher); `summarize` still reports every practice.
     assert result.state == "failed"
     provision, sync = result.states("provision_custom_fields"), result.states("sync_patients")
-    assert (provision[BAD_CRM], sync[BAD_CRM]) == ("failed", "upstream_failed")
+    # Its fields failed: its patients' task runs (all_done, for the other practices of a batch) and skips it.
+    assert (provision[BAD_CRM], sync[BAD_CRM]) == ("failed", "skipped")
     assert (provision[BAD_KEY], sync[BAD_KEY]) == ("success", "failed")
     assert (provision[UNREACHABLE], sync[UNREACHABLE]) == ("success", "failed")
     assert (provision[BUDGET], sync[BUDGET]) == ("success", "skipped")
@@ -213,6 +214,48 @@ def test_each_broken_practice_fails_alone_with_one_clear_error(failing_env: DagE
     contacts = env.crm.location_state(env.crm.locations[BUDGET].id)["contacts"]
     assert len(contacts) == synced_contacts(env, BUDGET) and not duplicates_by_contact_point(contacts)
     assert healthy_contacts == states[HEALTHY]["contacts"]
+
+
+def test_one_task_for_all_five_isolates_each_practice_and_retries_only_the_failed(failing_env: DagEnv) -> None:
+    """The same five practices in ONE task instance per task (a batch): each practice still ends as it did alone,
+    the task's retries redo only the practice a retry may cure, and the failure names every failed practice."""
+    env = failing_env
+    env.extra["CHERRY_SYNC_MIN_TASKS_PER_RUN"] = "1"
+
+    result = run_dag(env, "cherry_backfill", scope="all", practices_per_task=5)
+
+    assert result.state == "failed"
+    assert result.states("provision_custom_fields") == {0: "failed"}  # bad-crm-token: a person must act
+    assert result.states("sync_patients") == {0: "failed"}  # ran for the four others (all_done)
+    labels = {t.rendered_map_index for t in result.tasks if t.task_id.endswith("sync_patients")}
+    assert labels == {f"{PRACTICES[0]} .. {PRACTICES[-1]} (5)"}
+    tries = {t.task_id.split(".")[-1]: t.try_number for t in result.tasks if t.map_index == 0}
+    assert tries == {"provision_custom_fields": 1, "sync_patients": 4}  # retried for cherry-unreachable alone
+
+    ledger = _ledger(env, "cherry_backfill", result.run_id)
+    outcome = {key: (e.status, e.details.get("reason"), e.attempts) for key, e in ledger.items()}
+    assert outcome == {
+        **{
+            (slug, "practice.provision_custom_fields"): ("success", None, 1)
+            for slug in PRACTICES
+            if slug != PRACTICES[BAD_CRM]
+        },
+        (PRACTICES[BAD_CRM], "practice.provision_custom_fields"): ("failed", "auth_failed", 1),
+        (PRACTICES[BAD_KEY], "practice.sync_patients"): ("failed", "auth_failed", 1),
+        (PRACTICES[UNREACHABLE], "practice.sync_patients"): ("failed", "unavailable", 4),
+        (PRACTICES[BUDGET], "practice.sync_patients"): ("deferred", "daily_budget_exhausted", 1),
+        (PRACTICES[HEALTHY], "practice.sync_patients"): ("success", None, 1),  # not redone by the retries
+    }
+    for index in (BAD_CRM, BAD_KEY, UNREACHABLE, BUDGET):
+        assert _error_lines(result, PRACTICES[index]), f"no error reported for {PRACTICES[index]}"
+    final = [
+        line
+        for line in result.output.splitlines()
+        if "practice bad-cherry-key:" in line and "practice cherry-unreachable:" in line
+    ]
+    assert final, "the task's failure names every failed practice"
+    counts = env.crm.location_state(env.crm.locations[HEALTHY].id, lists=False)["counts"]
+    assert counts["contacts"] == synced_contacts(env, HEALTHY) > 0 and counts["customFields"] == 14
 
 
 def test_deleted_custom_field_is_recreated_and_contact_values_rewritten(failing_env: DagEnv) -> None:

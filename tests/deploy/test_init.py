@@ -232,7 +232,13 @@ def test_init_sets_up_a_fresh_deployment_and_is_idempotent(setup):
     assert {name: pools.get(name) for name in pools_file} == {
         name: spec["slots"] for name, spec in pools_file.items()
     }, "include/pools.json's pools (and slots) must be in the metadata DB"
-    assert {"cherry_sync_crm_api", "cherry_sync_cherry_api"} <= set(pools)
+    assert {
+        "cherry_sync_backfill",
+        "cherry_sync_refresh",
+        "cherry_sync_smart_list",
+        "cherry_sync_media",
+        "cherry_sync_cherry_api",
+    } <= set(pools)
 
     # The sync store at the newest schema this code ships.
     assert store_revision(setup.store_db) == head_revision(), "the sync store is not at the newest migration"

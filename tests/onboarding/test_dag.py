@@ -28,4 +28,4 @@ def test_the_form_masks_the_code_and_no_task_templates_it(dagbag):  # noqa: F811
         "fail_run_if_a_practice_failed",
     }
     for task_id in ("exchange_authorization_code", "onboarding_report"):
-        assert dag.get_task(task_id).pool == "cherry_sync_crm_api"
+        assert dag.get_task(task_id).pool == "cherry_sync_refresh"

@@ -10,6 +10,7 @@ import yaml
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from cherry_sync.batches import batch_of
 from cherry_sync.operators.metrics_email import MetricsEmailOperator
 from cherry_sync.registry import load_registry
 from cherry_sync.reports.window import resolve_window
@@ -74,8 +75,8 @@ END = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()  # one window f
 def _execute(run_id: str = "run-1", **kwargs):
     kwargs.setdefault("report_end_date", END)
     with DAG("metrics_email_operator_test", schedule=None):
-        op = MetricsEmailOperator(task_id="send_report", practice=SLUG, **kwargs)
-    return op.execute({"run_id": run_id, "logical_date": datetime.now(UTC)})
+        op = MetricsEmailOperator(task_id="send_report", batch=batch_of(SLUG), **kwargs)
+    return op.execute({"run_id": run_id, "logical_date": datetime.now(UTC)})["practices"][SLUG]
 
 
 def _ledger(store, run_id: str):

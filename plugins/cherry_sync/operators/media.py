@@ -10,7 +10,7 @@ written by then.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,7 @@ class MediaImportOperator(PracticeOperator):
         super().__init__(**kwargs)
         self.asset_folder = asset_folder
 
-    def run_for_practice(self, ctx: PracticeContext, dry_run: bool) -> MediaImportReport:
+    def run_for_practice(self, ctx: PracticeContext, dry_run: bool, arguments: Mapping[str, Any]) -> MediaImportReport:
         from cherry_sync.media.importer import import_practice
 
         folder = (self.asset_folder or "").strip() or None

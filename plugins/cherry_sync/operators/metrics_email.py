@@ -15,7 +15,7 @@ The failures are `CherrySyncError`s: the base operator maps them onto Airflow an
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +74,7 @@ class MetricsEmailOperator(PracticeOperator):
         self._run_id = context["run_id"] if context else "manual"
         return super().execute(context)
 
-    def run_for_practice(self, ctx: PracticeContext, dry_run: bool) -> ReportOutcome:
+    def run_for_practice(self, ctx: PracticeContext, dry_run: bool, arguments: Mapping[str, Any]) -> ReportOutcome:
         from cherry_sync.reports.run import NO_RECIPIENTS, NoRecipients, run_practice_report
         from cherry_sync.reports.window import parse_end_date, resolve_window
         from cherry_sync.smtp import send_message, smtp_sender

@@ -10,7 +10,7 @@ to XCom.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cherry_sync.operators.practice import PracticeOperator
@@ -36,7 +36,7 @@ class SmartListOperator(PracticeOperator):
         self.verify = verify
         self.verify_every_hours = verify_every_hours
 
-    def run_for_practice(self, ctx: PracticeContext, dry_run: bool) -> SmartListSummary:
+    def run_for_practice(self, ctx: PracticeContext, dry_run: bool, arguments: Mapping[str, Any]) -> SmartListSummary:
         from cherry_sync.smart_list.run import update_smart_list
 
         return update_smart_list(ctx, dry_run=dry_run, verify=self.verify, verify_every_hours=self.verify_every_hours)

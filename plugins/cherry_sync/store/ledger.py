@@ -104,6 +104,19 @@ class LedgerQueries(StoreBase):
             row = conn.execute(select(ledger).where(ledger.c.id == ledger_id)).first()
         return _entry(row) if row else None
 
+    def task_outcomes(self, run_id: str, dag_id: str, task_id: str, slugs: list[str]) -> dict[str, LedgerEntry]:
+        """The ledger rows of one task of one run for these practices, by practice (a task's earlier tries)."""
+        if not slugs:
+            return {}
+        query = select(ledger).where(
+            ledger.c.run_id == run_id,
+            ledger.c.dag_id == dag_id,
+            ledger.c.task_id == task_id,
+            ledger.c.practice_slug.in_(slugs),
+        )
+        with self.engine.begin() as conn:
+            return {entry.practice_slug: entry for entry in map(_entry, conn.execute(query))}
+
     def list_runs(
         self,
         *,

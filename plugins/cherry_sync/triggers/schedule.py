@@ -78,17 +78,26 @@ def plan_refresh(payloads: Iterable[Mapping[str, Any]], chosen: list[str]) -> li
     return [{"practice": slug, "read_feed": wanted[slug]} for slug in chosen if slug in wanted]
 
 
-@task
+@task(show_return_value_in_logs=False)  # registry entries: XCom carries them, the log does not
 def plan_refresh_work(params=None, triggering_asset_events=None) -> list[dict[str, Any]]:
-    """Which practices this run refreshes, and from where (see `plan_refresh`); counts and slugs only."""
-    from cherry_sync.tasks import select_practices
+    """Which practices this run refreshes, and from where (see `plan_refresh`), in batches (`cherry_sync.batches`):
+    the registry is read once, here; slugs and counts only in the log."""
+    from cherry_sync.runtime import registry
+    from cherry_sync.tasks import plan_batches_for, select_practices
 
     payloads = [
         (event.extra or {}).get("payload") or {}
         for events in (triggering_asset_events or {}).values()
         for event in events
     ]
-    plan = plan_refresh(payloads, select_practices(params["practices"]))
+    reg = registry()
+    plan = plan_refresh(payloads, select_practices(params["practices"], reg=reg))
     woken = "reconciliation (feed)" if not payloads else f"{len(payloads)} watcher event(s)"
-    log.info("refresh of %d practice(s) after %s: %s", len(plan), woken, plan)
-    return plan
+    feed = sum(1 for item in plan if item["read_feed"])
+    log.info("refresh of %d practice(s) (%d reading the feed) after %s", len(plan), feed, woken)
+    return plan_batches_for(
+        reg,
+        [item["practice"] for item in plan],
+        params.get("practices_per_task"),
+        {item["practice"]: {"read_feed": item["read_feed"]} for item in plan},
+    )
