@@ -10,7 +10,11 @@ own copy (`metadata_db`, a PostgreSQL template copy), so tests that delete rows 
 from __future__ import annotations
 
 import json
+import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from scripts.local_env import airflow, airflow_env, migrate_metadata
 from tests.fixtures.databases import create_database, drop_database
 
 DAG_ID = "cherry_maintenance"
+AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 AGE = "60 days"  # the old run's age: past the 30-day default retention
 OLD_AUDIT_ROWS = 3
 # A password that must never show up anywhere: PostgreSQL's trust auth accepts it, so the connection works.
@@ -151,3 +156,46 @@ def metadata_db(seeded_template: SeededDb, tmp_path) -> Iterator[MetadataDb]:
         yield MetadataDb(url, seeded_template, tmp_path / "home")
     finally:
         drop_database(url)
+
+
+@contextmanager
+def airflow_services(env: dict[str, str], home: Path, api_port: int) -> Iterator[None]:
+    """api-server, scheduler and dag-processor on `env` (LocalExecutor): tasks run under the task-SDK supervisor."""
+    processes = []
+    try:
+        for name, args in (
+            ("api-server", ["api-server", "--port", str(api_port), "--host", "127.0.0.1"]),
+            ("scheduler", ["scheduler"]),
+            ("dag-processor", ["dag-processor"]),
+        ):
+            log = (home / f"{name}.log").open("w")
+            processes.append(subprocess.Popen([AIRFLOW_BIN, *args], env=env, stdout=log, stderr=subprocess.STDOUT))
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def real_stack_env(db: MetadataDb, api_port: int) -> dict[str, str]:
+    """`db.env(connection=True)` plus what separate Airflow components share (as docker-compose.yml sets them)."""
+    from cryptography.fernet import Fernet
+
+    api = f"http://127.0.0.1:{api_port}"
+    return db.env(
+        connection=True,
+        extra={
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+            "AIRFLOW__API__BASE_URL": api,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(db.home / "logs"),
+        },
+    )

@@ -10,13 +10,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from cherry_sync.maintenance import CLEAN_TABLES, NO_CONNECTION, clean_command, clean_metadata_db
-from scripts.local_env import REPO, airflow
-from tests.maintenance.conftest import CANARY_PASSWORD, DAG_ID, OLD_AUDIT_ROWS, MetadataDb
+from scripts.local_env import REPO, airflow, free_port
+from tests.maintenance.conftest import (
+    CANARY_PASSWORD,
+    DAG_ID,
+    OLD_AUDIT_ROWS,
+    MetadataDb,
+    airflow_services,
+    real_stack_env,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -181,3 +189,40 @@ def test_dag_task_returns_counts_in_xcom_and_the_password_appears_nowhere(metada
     xcoms = " ".join(row[0] for row in metadata_db.rows("SELECT value::text FROM xcom"))
     for where, text in {"output": out, "log files": logs, "audit log": audit, "xcom": xcoms}.items():
         assert CANARY_PASSWORD not in text, where
+
+
+def test_the_daily_run_on_the_real_scheduler_cleans_through_the_connection(metadata_db: MetadataDb):
+    # The production path: scheduler + LocalExecutor, the task in a supervised process whose own metadata-DB URL is
+    # blocked; the only way to the DB is the `cherry_sync_airflow_db` connection.
+    port = free_port()
+    env = real_stack_env(metadata_db, port)
+    old, new = metadata_db.seeded.old_run_id, metadata_db.seeded.new_run_id
+    airflow(env, "dags", "reserialize")
+    with airflow_services(env, metadata_db.home, port):
+        airflow(env, "dags", "unpause", DAG_ID)  # catchup=False: the latest daily interval is scheduled at once
+        deadline = time.monotonic() + 300
+        run = []
+        while time.monotonic() < deadline:
+            run = metadata_db.rows(
+                "SELECT run_id, state FROM dag_run WHERE dag_id = :d AND run_type = 'scheduled'", d=DAG_ID
+            )
+            if run and run[0][1] in ("success", "failed"):
+                break
+            time.sleep(3)
+    assert run and run[0][1] == "success", (metadata_db.home / "scheduler.log").read_text()[-4000:]
+    scheduled = run[0][0]
+    states = dict(metadata_db.rows("SELECT task_id, state FROM task_instance WHERE run_id = :r", r=scheduled))
+    assert states == {"prune_record_outcomes": "success", "clean_metadata_db": "success"}
+    tables = json.loads(
+        metadata_db.scalar(
+            "SELECT value::text FROM xcom WHERE run_id = :r AND task_id = 'clean_metadata_db' AND key = 'tables'",
+            r=scheduled,
+        )
+    )
+    assert tables["dag_run"] == 1 and tables["task_instance"] == 2
+    assert {r[0] for r in metadata_db.rows("SELECT run_id FROM dag_run")} == {new, scheduled}
+    assert metadata_db.scalar("SELECT count(*) FROM task_instance WHERE run_id = :r", r=old) == 0
+    task_logs = [p for p in (metadata_db.home / "logs").rglob("*") if p.is_file() and "clean_metadata_db" in str(p)]
+    assert task_logs and "rows deleted" in "".join(p.read_text() for p in task_logs)
+    everything = "".join(p.read_text(errors="replace") for p in metadata_db.home.rglob("*") if p.is_file())
+    assert CANARY_PASSWORD not in everything
