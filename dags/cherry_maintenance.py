@@ -25,12 +25,13 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param, task
 
-from cherry_sync.dag_support import RunBudget, runbook
+from cherry_sync.dag_support import RunBudget, failure, runbook
 from cherry_sync.maintenance import (
     DEFAULT_METADATA_RETENTION_DAYS,
     METADATA_RETENTION_ENV_VAR,
     retention_days,
 )
+from cherry_sync.reasons import ReasonCode
 
 RETENTION_ENV_VAR = "CHERRY_SYNC_OUTCOME_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 14
@@ -40,7 +41,21 @@ MAINTENANCE_BUDGET = RunBudget(task_timeout=timedelta(hours=1), queueing=timedel
 with DAG(
     dag_id="cherry_maintenance",
     description="Housekeeping: prune the sync store's outcome history and Airflow's metadata DB",
-    doc_md=runbook(__doc__),
+    doc_md=runbook(
+        __doc__,
+        failure(
+            ReasonCode.CONNECTION_MISSING,
+            action="`clean_metadata_db` was skipped: add the connection to clean Airflow's metadata DB "
+            "(docs/maintenance.md).",
+            where="`cherry_sync_airflow_db`",
+        ),
+        failure(
+            ReasonCode.API_ERROR,
+            action="`clean_metadata_db`: `airflow db clean` exited non-zero (the DB refused the connection, or a "
+            "table could not be cleaned); its last lines are in the task's error. Retried; the next run resumes.",
+            where="`cherry_sync_airflow_db`",
+        ),
+    ),
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,

@@ -15,7 +15,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cherry_sync.maintenance import CLEAN_TABLES, NO_CONNECTION, clean_command, clean_metadata_db
+from cherry_sync.maintenance import (
+    CLEAN_TABLES,
+    NO_CONNECTION,
+    MetadataCleanFailed,
+    clean_command,
+    clean_metadata_db,
+)
 from scripts.local_env import REPO, airflow, free_port
 from tests.maintenance.conftest import (
     CANARY_PASSWORD,
@@ -226,3 +232,40 @@ def test_the_daily_run_on_the_real_scheduler_cleans_through_the_connection(metad
     assert task_logs and "rows deleted" in "".join(p.read_text() for p in task_logs)
     everything = "".join(p.read_text(errors="replace") for p in metadata_db.home.rglob("*") if p.is_file())
     assert CANARY_PASSWORD not in everything
+
+
+def test_a_failing_clean_fails_the_task_with_the_cli_tail_and_without_the_password(postgres_server):
+    url = postgres_server.set(database="cherry_sync_test_absent", password=CANARY_PASSWORD)
+    with pytest.raises(MetadataCleanFailed) as caught:
+        clean_metadata_db(url.render_as_string(hide_password=False), RETENTION, dry_run=True)
+    message = str(caught.value)
+    assert "exited" in message and "cherry_sync_test_absent" in message
+    assert CANARY_PASSWORD not in message
+
+
+_PARAM_DEFAULTS = """
+import json, runpy, sys
+namespace = runpy.run_path(sys.argv[1])
+params = namespace["dag"].params
+print(json.dumps({key: params[key] for key in ("retention_days", "metadata_retention_days", "dry_run")}))
+"""
+
+
+@pytest.mark.parametrize(("value", "expected"), [("7", 7), ("", 30), ("zero", 30), ("0", 30)])
+def test_metadata_retention_default_comes_from_the_environment(value, expected, tmp_path):
+    from scripts.local_env import airflow_env
+
+    env = airflow_env(tmp_path / "home", extra={"CHERRY_SYNC_METADATA_RETENTION_DAYS": value})
+    done = subprocess.run(
+        [sys.executable, "-c", _PARAM_DEFAULTS, str(REPO / "dags" / f"{DAG_ID}.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "retention_days": 14,
+        "metadata_retention_days": expected,
+        "dry_run": False,
+    }
