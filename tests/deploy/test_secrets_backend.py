@@ -202,9 +202,9 @@ def test_airflow_connections_get_reads_the_file(connections_file, sandboxes, tmp
     assert result.returncode == 0, result.stdout
     (conn,) = json.loads(result.stdout[result.stdout.index("[") :])
     assert conn["conn_type"] == "aesthetix_crm" and conn["host"] == sandboxes["crm_url"]
-    assert json.loads(
-        conn["extra_dejson"] if isinstance(conn["extra_dejson"], str) else json.dumps(conn["extra_dejson"])
-    ) == {"location_id": sandboxes["crm"]["locations"][1]["id"]}
+    extra = conn["extra_dejson"]
+    extra = json.loads(extra) if isinstance(extra, str) else extra
+    assert extra == {"location_id": sandboxes["crm"]["locations"][1]["id"]}
 
 
 # --- (b) the registry check names the one practice whose connection the file lacks ------------------------------
