@@ -4,7 +4,7 @@
 it (encrypting each password) on each lookup, twice: at 1,000 practices (2,000 connections, 380 KB of JSON) that is
 0.55 s per lookup without a Fernet key and 0.9 s with one, paid by every connection any task asks for (the backend
 comes before the environment variables, so the store's and SMTP's lookups pay it too). This subclass keeps the
-parsed JSON until the file's modification time or size changes and builds only the connection asked for. Same
+parsed JSON until the file is replaced or its modification time or size changes and builds only the connection asked for. Same
 kwargs (`connections_file_path`, ...), same file shape, JSON files only; an edited file is seen on the next lookup.
 """
 
@@ -22,11 +22,12 @@ class ConnectionsFileBackend(LocalFilesystemBackend):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._parsed: tuple[tuple[int, int], dict[str, Any]] | None = None
+        self._parsed: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     def _entries(self) -> dict[str, Any]:
         stat = os.stat(self.connections_file)
-        version = (stat.st_mtime_ns, stat.st_size)
+        # The inode too: the generator replaces the file (a new inode), which a coarse mtime might not show.
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if self._parsed is None or self._parsed[0] != version:
             # The parent's parser: the same errors (file missing, JSON syntax with line numbers) as Airflow's own.
             from airflow.secrets.local_filesystem import _parse_secret_file

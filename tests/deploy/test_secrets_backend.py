@@ -259,3 +259,29 @@ def test_airflow_connections_import_accepts_the_same_file(connections_file, sand
     # Importing again refuses to overwrite unless asked: the operator re-keys with --overwrite.
     again = airflow(env, "connections", "import", "--overwrite", str(connections_file), check=False, timeout=TIMEOUT)
     assert again.returncode == 0, again.stdout
+
+
+# --- the default backend class: Airflow's LocalFilesystemBackend, parsed once per change ---------------------------
+
+
+def test_the_file_backend_matches_airflows_and_sees_an_edited_file(connections_file, tmp_path):
+    from airflow.secrets.local_filesystem import LocalFilesystemBackend
+
+    from cherry_sync.connections_file import write_private
+    from cherry_sync.secrets_backend import ConnectionsFileBackend
+
+    path = tmp_path / "connections.json"
+    connections = json.loads(connections_file.read_text())
+    write_private(path, connections)
+    ours, airflows = (
+        ConnectionsFileBackend(connections_file_path=str(path)),
+        LocalFilesystemBackend(connections_file_path=str(path)),
+    )
+    for conn_id in connections:
+        assert ours.get_connection(conn_id).get_uri() == airflows.get_connection(conn_id).get_uri(), conn_id
+    assert ours.get_connection("crm_no_such_practice") is None
+
+    # A re-keyed practice is seen on the next lookup, without restarting anything.
+    connections["cherry_glow_aesthetics"]["password"] = "ck_rekeyed_0000000000"
+    write_private(path, connections)
+    assert ours.get_connection("cherry_glow_aesthetics").password == "ck_rekeyed_0000000000"
