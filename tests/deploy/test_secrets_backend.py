@@ -3,8 +3,8 @@
 The connections file is written by `python -m cherry_sync.connections_file` from a CSV on standard input, then read
 by real Airflow processes configured only through AIRFLOW__SECRETS__BACKEND / AIRFLOW__SECRETS__BACKEND_KWARGS (no
 AIRFLOW_CONN_* for any practice): a task-style lookup (the SDK's BaseHook and the worker's backend chain), the
-`airflow connections get` CLI, the registry check (`python -m cherry_sync.registry --zones`) naming the one practice
-whose connection the file lacks, and `airflow connections import` of the same file into a throwaway metadata DB.
+`airflow connections get` CLI, the registry check (`python -m cherry_sync.registry --zones`) and airflow-init's
+connection check naming the one practice whose connection the file lacks, and `airflow connections import` of the same file into a throwaway metadata DB.
 """
 
 from __future__ import annotations
@@ -285,3 +285,46 @@ def test_the_file_backend_matches_airflows_and_sees_an_edited_file(connections_f
     connections["cherry_glow_aesthetics"]["password"] = "ck_rekeyed_0000000000"
     write_private(path, connections)
     assert ours.get_connection("cherry_glow_aesthetics").password == "ck_rekeyed_0000000000"
+
+
+PREFLIGHT_CONNECTIONS = """
+import json, sys
+sys.path.insert(0, "docker")
+import preflight
+from cherry_sync.registry import load_registry
+
+problems, checked = preflight.connection_problems(load_registry())
+print(json.dumps({"backend": preflight.secrets_backend_problems(), "problems": problems, "checked": checked}))
+"""
+
+
+def test_the_preflight_names_the_practice_missing_from_the_file(connections_file, tmp_path):
+    """airflow-init's connection check through the backend (tests/deploy/test_init.py runs the whole init.sh)."""
+    from cherry_sync.connections_file import write_private
+
+    path = tmp_path / "connections.json"
+    write_private(
+        path, {k: v for k, v in json.loads(connections_file.read_text()).items() if k != "cherry_lumen_medspa"}
+    )
+    shared = {
+        "AIRFLOW_CONN_CHERRY_SYNC_STORE": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "store.db")}),
+        "AIRFLOW_CONN_CHERRY_SYNC_SMTP": json.dumps({"conn_type": "smtp", "host": "h", "extra": {"from_email": "a@b"}}),
+        "CHERRY_SYNC_REGISTRY": str(REGISTRY_FILE),
+    }
+    result = subprocess.run(
+        [PYTHON, "-c", PREFLIGHT_CONNECTIONS],
+        env=backend_env(tmp_path / "home", path, **shared),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["backend"] == []
+    assert answer["problems"] == [
+        f"connection 'cherry_lumen_medspa' is not defined (add it to the connections file {path}, "
+        "or set AIRFLOW_CONN_CHERRY_LUMEN_MEDSPA)"
+    ]
+    assert {"crm_lumen_medspa", "cherry_glow_aesthetics", "crm_harbor_dermatology"} <= set(answer["checked"])
