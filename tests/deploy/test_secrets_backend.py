@@ -166,6 +166,7 @@ chain = [type(b).__name__ for b in ensure_secrets_loaded(default_backends=DEFAUL
 found = {}
 for conn_id in ("cherry_glow_aesthetics", "crm_glow_aesthetics"):
     conn = BaseHook.get_connection(conn_id)
+    found["class"] = f"{type(conn).__module__}.{type(conn).__name__}"
     found[conn_id] = {"conn_type": conn.conn_type, "host": conn.host, "password": conn.password,
                       "extra": conn.extra_dejson}
 try:
@@ -194,6 +195,8 @@ def test_a_task_style_lookup_resolves_practice_connections_from_the_file(connect
     }
     assert answer["found"]["cherry_glow_aesthetics"]["password"] == sandboxes["cherry"]["practices"][0]["api_key"]
     assert answer["missing"] == "AirflowNotFoundException"
+    # The task SDK's Connection, not Airflow's ORM model: nothing of the metadata DB's machinery in a task.
+    assert answer["found"]["class"] == "airflow.sdk.definitions.connection.Connection"
 
 
 def test_airflow_connections_get_reads_the_file(connections_file, sandboxes, tmp_path):
@@ -265,6 +268,7 @@ def test_airflow_connections_import_accepts_the_same_file(connections_file, sand
 
 
 def test_the_file_backend_matches_airflows_and_sees_an_edited_file(connections_file, tmp_path):
+    from airflow.sdk.definitions.connection import Connection
     from airflow.secrets.local_filesystem import LocalFilesystemBackend
 
     from cherry_sync.connections_file import write_private
@@ -277,8 +281,12 @@ def test_the_file_backend_matches_airflows_and_sees_an_edited_file(connections_f
         ConnectionsFileBackend(connections_file_path=str(path)),
         LocalFilesystemBackend(connections_file_path=str(path)),
     )
+    sdk = ConnectionsFileBackend(connections_file_path=str(path))
+    sdk._set_connection_class(Connection)  # as Airflow's loader does in a task or trigger process
     for conn_id in connections:
-        assert ours.get_connection(conn_id).get_uri() == airflows.get_connection(conn_id).get_uri(), conn_id
+        expected = airflows.get_connection(conn_id).get_uri()
+        assert ours.get_connection(conn_id).get_uri() == expected, conn_id
+        assert isinstance(sdk.get_connection(conn_id), Connection) and sdk.get_connection(conn_id).get_uri() == expected
     assert ours.get_connection("crm_no_such_practice") is None
 
     # A re-keyed practice is seen on the next lookup, without restarting anything.
