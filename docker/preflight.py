@@ -4,7 +4,8 @@
    ("change-me..."), and the Fernet key is a valid Fernet key (a bad one only fails later, when the first connection is encrypted).
 2. The practice registry (include/practices.yml, or $CHERRY_SYNC_REGISTRY) validates: any error stops the
    deployment here instead of silently skipping a practice at run time.
-3. Every connection the product needs resolves (from AIRFLOW_CONN_* or any configured secrets backend):
+3. The configured secrets backend loads (a connections file: exists, readable, valid JSON), then every connection
+   the product needs resolves (from the secrets backend or AIRFLOW_CONN_*):
    the sync store, the SMTP server (with its `from_email` extra), and each enabled practice's Cherry and
    CRM connections (host + password, and the CRM's `location_id` extra). Practices on OAuth (`crm_auth: oauth`)
    have no CRM connection of their own: they need the marketplace app's connection (host, client id, client
@@ -73,6 +74,61 @@ def _connection(conn_id: str):
         return None
 
 
+def _configured_backend():
+    """The [secrets] backend instance every component uses (workers fall back to it), or None."""
+    from airflow.configuration import conf, get_custom_secret_backend
+
+    if not conf.get("secrets", "backend", fallback=""):
+        return None
+    return get_custom_secret_backend()
+
+
+def where_to_define(conn_id: str) -> str:
+    variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+    try:
+        backend = _configured_backend()
+    except Exception:  # reported by secrets_backend_problems
+        backend = None
+    if backend is None:
+        return f"set {variable}"
+    connections_file = getattr(backend, "connections_file", None)
+    place = f"the connections file {connections_file}" if connections_file else f"the {type(backend).__name__}"
+    return f"add it to {place}, or set {variable}"
+
+
+def secrets_backend_problems() -> list[str]:
+    """The configured secrets backend loads; a file backend's connections file exists, is readable and parses.
+
+    One line naming the file, instead of every practice's connections reported missing one by one. Never prints
+    the file's content: JSON syntax errors name a line and column only.
+    """
+    from airflow.secrets.local_filesystem import LocalFilesystemBackend, load_connections_dict
+
+    try:
+        backend = _configured_backend()
+    except Exception as exc:  # its own message may hold kwargs (a token): the type only
+        return [f"the secrets backend (AIRFLOW__SECRETS__BACKEND) could not be created: {type(exc).__name__}"]
+    if not isinstance(backend, LocalFilesystemBackend):
+        return []
+    path = backend.connections_file
+    if not path:
+        return ["AIRFLOW__SECRETS__BACKEND_KWARGS names no connections_file_path"]
+    if not os.path.isfile(path):
+        return [
+            f"the connections file {path} does not exist: write secrets/connections.json "
+            "(python -m cherry_sync.connections_file; for the sandboxes, copy secrets/connections.example.json)"
+        ]
+    if not os.access(path, os.R_OK):
+        return [f"the connections file {path} is not readable by uid {os.getuid()}: chown it to that user on the host"]
+    try:
+        load_connections_dict(path)
+    except Exception as exc:
+        errors = getattr(exc, "parse_errors", None)
+        detail = "; ".join(str(error) for error in errors) if errors else type(exc).__name__
+        return [f"the connections file {path} cannot be read: {detail}"]
+    return []
+
+
 def connection_problems(registry) -> tuple[list[str], list[str]]:
     from cherry_sync.context import SMTP_CONN_ID, STORE_CONN_ID
 
@@ -82,7 +138,7 @@ def connection_problems(registry) -> tuple[list[str], list[str]]:
     def need(conn_id: str, *, password: bool = False, extras: tuple[str, ...] = (), host: bool = True):
         conn = _connection(conn_id)
         if conn is None:
-            problems.append(f"connection {conn_id!r} is not defined (set AIRFLOW_CONN_{conn_id.upper()})")
+            problems.append(f"connection {conn_id!r} is not defined ({where_to_define(conn_id)})")
             return None
         if host and not conn.host:
             problems.append(f"connection {conn_id!r} has no host")
@@ -166,6 +222,13 @@ def main() -> int:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         print("note: connections not checked: Airflow cannot read any until the Fernet key is valid", file=sys.stderr)
+        return 1
+    backend_problems = secrets_backend_problems()
+    problems += backend_problems
+    if backend_problems:
+        # Not "every practice's connection is missing": the backend itself is not usable yet.
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
         return 1
     conn_problems, checked = connection_problems(registry)
     problems += conn_problems

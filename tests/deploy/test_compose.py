@@ -1,4 +1,5 @@
-"""The docker compose deployment, checked statically (no Docker needed): docker-compose.yml, Dockerfile, .env.example.
+"""The docker compose deployment, checked statically (no Docker needed): docker-compose.yml, Dockerfile, .env.example,
+and the example connections file the default secrets backend reads (secrets/connections.example.json).
 
 Each rule is a `*_problems(...)` function returning what is wrong (empty when fine), so one test per rule can
 state it and `test_checkers_reject_a_broken_compose_file` can prove the rules catch a deliberately broken copy.
@@ -7,8 +8,10 @@ state it and `test_checkers_reject_a_broken_compose_file` can prove the rules ca
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,9 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
 REGISTRY_FILE = REPO / "include" / "practices.yml"
+CONNECTIONS_EXAMPLE = REPO / "secrets" / "connections.example.json"
+SECRETS_MOUNT = "/opt/airflow/secrets"
+SECRETS_BACKEND_SETTINGS = ("AIRFLOW__SECRETS__BACKEND", "AIRFLOW__SECRETS__BACKEND_KWARGS")
 
 AIRFLOW_COMPONENTS = (
     "airflow-init",
@@ -122,11 +128,18 @@ def product_connection_ids() -> set[str]:
 
 
 def required_connection_ids() -> set[str]:
-    registry = load_registry(REGISTRY_FILE)
-    ids = {STORE_CONN_ID, SMTP_CONN_ID}
-    for practice in registry.enabled():
-        ids |= {practice.cherry_conn_id, practice.crm_conn_id}
-    return ids
+    """What the compose file itself defines: the deployment's own services (the practices' come from the backend)."""
+    return {STORE_CONN_ID, SMTP_CONN_ID}
+
+
+def practice_connection_vars() -> set[str]:
+    """AIRFLOW_CONN_* names a practice's connection would have: its registry ids, and cherry_/crm_<slug>."""
+    names = set()
+    for practice in load_registry(REGISTRY_FILE).practices:
+        slug = practice.slug.replace("-", "_")
+        ids = {practice.cherry_conn_id, f"cherry_{slug}", f"crm_{slug}"}
+        names |= {conn_var(conn_id) for conn_id in ids | ({practice.crm_conn_id} - {None})}
+    return names
 
 
 # --- the rules -----------------------------------------------------------------------------------------
@@ -271,6 +284,43 @@ def scaling_problems(compose: dict) -> list[str]:
     return problems
 
 
+def per_practice_connection_problems(compose: dict) -> list[str]:
+    """No practice's connection in the compose file: 1,000 practices must not mean 2,000 environment lines."""
+    forbidden = practice_connection_vars()
+    return [
+        f"{var} (in {', '.join(sorted(where))}): a practice's connection belongs in the secrets backend"
+        for var, where in connection_vars(compose).items()
+        if var in forbidden
+    ]
+
+
+def secrets_backend_problems(compose: dict, env_example: dict[str, str]) -> list[str]:
+    """Every Airflow component has the same secrets backend; by default a connections file mounted read-only."""
+    problems = []
+    components = airflow_services(compose)
+    for setting in SECRETS_BACKEND_SETTINGS:
+        refs = {name: environment(svc).get(setting) for name, svc in components.items()}
+        problems += [f"{name}: {setting} is not set" for name, ref in refs.items() if not ref]
+        if len({ref for ref in refs.values() if ref}) > 1:
+            problems.append(f"{setting}: the Airflow components do not share one value: {sorted(set(refs.values()))}")
+    for name, svc in components.items():
+        env = environment(svc)
+        if not all(env.get(setting) for setting in SECRETS_BACKEND_SETTINGS):
+            continue
+        kwargs = json.loads(interpolate(env["AIRFLOW__SECRETS__BACKEND_KWARGS"], env_example))
+        path = kwargs.get("connections_file_path", "")
+        if not path.startswith(f"{SECRETS_MOUNT}/"):
+            problems.append(
+                f"{name}: the default backend's connections_file_path {path!r} is not under {SECRETS_MOUNT}"
+            )
+        mounts = [v for v in svc.get("volumes") or [] if isinstance(v, str) and v.split(":")[1:2] == [SECRETS_MOUNT]]
+        if not mounts:
+            problems.append(f"{name}: ./secrets is not mounted at {SECRETS_MOUNT}")
+        elif not all(v.split(":")[0].rstrip("/") in ("./secrets", "secrets") and v.endswith(":ro") for v in mounts):
+            problems.append(f"{name}: {mounts[0]!r}: the connections file must be ./secrets, mounted read-only")
+    return problems
+
+
 def unknown_connection_problems(compose: dict) -> list[str]:
     known = {conn_var(conn_id): conn_id for conn_id in product_connection_ids()}
     return [
@@ -348,6 +398,29 @@ def test_worker_can_scale(compose):
     assert scaling_problems(compose) == [], "docker compose up --scale airflow-worker=N needs no fixed name or port"
 
 
+def test_no_practice_connection_in_the_compose_file(compose):
+    assert practice_connection_vars(), "the registry names no practice: the check would be empty"
+    assert per_practice_connection_problems(compose) == [], "practices' connections come from the secrets backend"
+
+
+def test_every_airflow_component_reads_the_secrets_backend_from_the_mounted_file(compose, env_example):
+    assert secrets_backend_problems(compose, env_example) == [], (
+        "workers, triggerer, dag-processor, api-server, scheduler and init must see the same practice connections"
+    )
+
+
+def test_the_default_backend_class_takes_the_kwargs_env_example_gives(env_example):
+    """.env.example's backend and kwargs build a backend, as Airflow builds it, that reads the example file."""
+    module, _, name = env_example["AIRFLOW_SECRETS_BACKEND"].rpartition(".")
+    backend_class = getattr(importlib.import_module(module), name)
+    kwargs = json.loads(env_example["AIRFLOW_SECRETS_BACKEND_KWARGS"])
+    assert set(kwargs) == {"connections_file_path"}, kwargs
+    backend = backend_class(**kwargs | {"connections_file_path": str(CONNECTIONS_EXAMPLE)})
+    conn = backend.get_connection("crm_glow_aesthetics")
+    assert conn is not None and conn.extra_dejson["location_id"], "the example file's PIT practice did not resolve"
+    assert backend.get_connection("crm_no_such_practice") is None
+
+
 def test_every_connection_variable_is_a_product_connection(compose):
     assert unknown_connection_problems(compose) == [], "an AIRFLOW_CONN_* that nothing reads is a typo or a leftover"
 
@@ -356,12 +429,17 @@ def test_every_needed_connection_is_defined(compose):
     assert missing_connection_problems(compose) == [], "the store, SMTP and every enabled practice need connections"
 
 
-def test_connections_are_valid_json_pointing_at_the_sandboxes_by_default(compose, env_example):
+@pytest.fixture(scope="module")
+def example_connections() -> dict[str, dict]:
+    return json.loads(CONNECTIONS_EXAMPLE.read_text())
+
+
+def test_connections_are_valid_json_pointing_at_the_sandboxes_by_default(compose, env_example, example_connections):
     env = environment(services(compose)["airflow-worker"])
     registry = load_registry(REGISTRY_FILE)
     for practice in registry.enabled():
         for kind, conn_id in (("cherry", practice.cherry_conn_id), ("crm", practice.crm_conn_id)):
-            conn = json.loads(interpolate(env[conn_var(conn_id)], env_example))
+            conn = example_connections[conn_id]
             assert conn["conn_type"] == CONN_TYPES[kind], f"{conn_id}: a {CONN_TYPES[kind]} connection"
             assert conn["host"] == SANDBOX_HOSTS[kind], f"{conn_id}: points at {conn['host']!r}, not the sandbox"
             assert conn["password"], f"{conn_id}: no API key / token"
@@ -374,8 +452,8 @@ def test_connections_are_valid_json_pointing_at_the_sandboxes_by_default(compose
     assert pacer["host"] == "redis", "API pacing is shared through the redis service"
 
 
-def test_demo_credentials_are_the_sandboxes_own(compose, env_example):
-    """.env.example's practice keys/tokens are what the seeded sandboxes generate: public demo values."""
+def test_demo_credentials_are_the_sandboxes_own(compose, example_connections):
+    """The example connections file's keys/tokens are what the seeded sandboxes generate: public demo values."""
     from sandbox.__main__ import build_parser, describe
     from sandbox.cherry import cli as cherry_cli
     from sandbox.cherry.app import create_app as create_cherry
@@ -388,10 +466,9 @@ def test_demo_credentials_are_the_sandboxes_own(compose, env_example):
         create_crm(crm_cli.config_from_args(args)),
     )
     info = describe(cherry, "", crm, "")
-    env = environment(services(compose)["airflow-worker"])
     for index, practice in enumerate(load_registry(REGISTRY_FILE).practices):
-        cherry_conn = json.loads(interpolate(env[conn_var(practice.cherry_conn_id)], env_example))
-        crm_conn = json.loads(interpolate(env[conn_var(practice.crm_conn_id)], env_example))
+        cherry_conn = example_connections[practice.cherry_conn_id]
+        crm_conn = example_connections[practice.crm_conn_id]
         assert cherry_conn["password"] == info["cherry"]["practices"][index]["api_key"], f"{practice.slug}: Cherry key"
         assert crm_conn["password"] == info["crm"]["locations"][index]["token"], f"{practice.slug}: CRM token"
         assert crm_conn["extra"]["location_id"] == info["crm"]["locations"][index]["id"], f"{practice.slug}: location"
@@ -485,6 +562,16 @@ def test_dot_env_is_gitignored():
     assert ".env" in ignored, ".env holds the real secrets and must be in .gitignore"
 
 
+def test_the_connections_file_is_gitignored_and_its_example_is_not():
+    def ignored(path: str) -> bool:
+        result = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO, check=False)
+        assert result.returncode in (0, 1), f"git check-ignore failed on {path}"
+        return result.returncode == 0
+
+    assert ignored("secrets/connections.json"), "the practices' keys and tokens must never be committed"
+    assert not ignored("secrets/connections.example.json"), "the example shows operators the file's shape"
+
+
 # --- the checkers can fail -------------------------------------------------------------------------------
 
 
@@ -505,6 +592,14 @@ def test_checkers_reject_a_broken_compose_file(compose, env_example):
     svcs["airflow-worker"]["depends_on"]["airflow-init"] = {"condition": "service_started"}
     svcs["airflow-worker"]["environment"]["AIRFLOW_CONN_CRM_GLOW_AESTETHICS"] = "{}"  # misspelt
     del svcs["airflow-worker"]["environment"][conn_var(STORE_CONN_ID)]
+    svcs["airflow-worker"]["environment"]["AIRFLOW_CONN_CHERRY_LUMEN_MEDSPA"] = "{}"  # a per-practice line is back
+    del svcs["airflow-init"]["environment"]["AIRFLOW__SECRETS__BACKEND"]
+    svcs["airflow-dag-processor"]["volumes"] = [
+        v for v in svcs["airflow-dag-processor"]["volumes"] if "secrets" not in v
+    ]
+    svcs["airflow-apiserver"]["volumes"] = [
+        v.removesuffix(":ro") if "secrets" in v else v for v in svcs["airflow-apiserver"]["volumes"]
+    ]
 
     assert missing_service_problems(broken) == ["service 'mailpit' is missing"]
     assert any("airflow-scheduler" in p and "LocalExecutor" in p for p in executor_problems(broken))
@@ -519,6 +614,14 @@ def test_checkers_reject_a_broken_compose_file(compose, env_example):
     assert unknown_connection_problems(broken) == [
         "AIRFLOW_CONN_CRM_GLOW_AESTETHICS (in airflow-worker) names no connection the product uses"
     ]
+    assert per_practice_connection_problems(broken) == [
+        "AIRFLOW_CONN_CHERRY_LUMEN_MEDSPA (in airflow-worker): a practice's connection belongs in the secrets backend"
+    ]
+    backend = secrets_backend_problems(broken, env_example)
+    assert "airflow-init: AIRFLOW__SECRETS__BACKEND is not set" in backend, backend
+    assert "airflow-dag-processor: ./secrets is not mounted at /opt/airflow/secrets" in backend, backend
+    assert any(p.startswith("airflow-apiserver:") and "read-only" in p for p in backend), backend
+    assert len(backend) == 3, backend
     assert missing_connection_problems(broken) == [
         f"airflow-worker: {conn_var(STORE_CONN_ID)} is not defined (needed by the registry or the product)"
     ]

@@ -34,6 +34,7 @@ from sqlalchemy.pool import NullPool
 from cherry_sync.store.migrate import VERSION_TABLE, head_revision
 from tests.deploy.test_compose import (
     COMPOSE_FILE,
+    CONNECTIONS_EXAMPLE,
     ENV_EXAMPLE,
     REPO,
     SANDBOX_HOSTS,
@@ -99,6 +100,8 @@ def local_swaps(dotenv: dict[str, str], metadata_db: URL, store_db: URL, tmp_pat
         "/opt/airflow/dags": str(REPO / "dags"),
         "/opt/airflow/include": str(REPO / "include"),
         "/opt/airflow/auth": str(tmp_path / "auth"),
+        # The practices' connections file (./secrets, mounted read-only): the example's copy the test writes.
+        "/opt/airflow/secrets": str(tmp_path / "secrets"),
         "/opt/cherry-sync/output": str(tmp_path / "output"),
     }
 
@@ -134,6 +137,15 @@ class InitSetup:
         self.dotenv = dot_env()
         (tmp_path / "auth").mkdir()
         (tmp_path / "output").mkdir()
+        # What an operator does for the sandboxes: cp secrets/connections.example.json secrets/connections.json.
+        self.connections = json.loads(CONNECTIONS_EXAMPLE.read_text())
+        write_connections(tmp_path / "secrets" / "connections.json", self.connections)
+
+    def with_connections(self, env: dict[str, str], connections: dict, name: str) -> dict[str, str]:
+        """`env` reading another connections file (written 0600 like the generator's) instead of the default."""
+        path = self.tmp_path / "variants" / name / "connections.json"
+        write_connections(path, connections)
+        return env | {"AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"connections_file_path": str(path)})}
 
     def env(self, dotenv: dict[str, str] | None = None) -> dict[str, str]:
         dotenv = self.dotenv if dotenv is None else dotenv
@@ -153,6 +165,12 @@ class InitSetup:
     @property
     def passwords_file(self) -> Path:
         return self.tmp_path / "auth" / "simple_auth_manager_passwords.json"
+
+
+def write_connections(path: Path, connections: dict) -> None:
+    from cherry_sync.connections_file import write_private
+
+    write_private(path, connections)
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -203,9 +221,7 @@ def metadata_db_revision(url: URL) -> str | None:
 
 def never_printed(setup: InitSetup) -> dict[str, str]:
     """What must never show in airflow-init's output: the generated secrets and the practices' keys and tokens."""
-    api_credentials = {
-        name: value for name, value in setup.dotenv.items() if name.endswith(("_API_KEY", "_TOKEN")) and value
-    }
+    api_credentials = {f"{conn_id} password": conn["password"] for conn_id, conn in setup.connections.items()}
     return setup.secrets | api_credentials
 
 
@@ -278,8 +294,20 @@ def invalid_fernet_key(setup: InitSetup, tmp_path: Path) -> dict[str, str]:
 
 
 def missing_crm_connection(setup: InitSetup, tmp_path: Path) -> dict[str, str]:
-    env = setup.env()
-    del env["AIRFLOW_CONN_CRM_LUMEN_MEDSPA"]  # a practice added to the registry but not to the compose file
+    # A practice added to the registry whose CRM connection was not added to the connections file.
+    connections = {k: v for k, v in setup.connections.items() if k != "crm_lumen_medspa"}
+    return setup.with_connections(setup.env(), connections, "missing-crm")
+
+
+def missing_connections_file(setup: InitSetup, tmp_path: Path) -> dict[str, str]:
+    kwargs = {"connections_file_path": str(tmp_path / "secrets" / "connections.json")}  # never written
+    return setup.env() | {"AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(kwargs)}
+
+
+def broken_connections_file(setup: InitSetup, tmp_path: Path) -> dict[str, str]:
+    env = setup.with_connections(setup.env(), setup.connections, "broken-json")
+    path = Path(json.loads(env["AIRFLOW__SECRETS__BACKEND_KWARGS"])["connections_file_path"])
+    path.write_text(path.read_text().replace('},\n  "crm_glow_aesthetics"', '}\n  "crm_glow_aesthetics"', 1))
     return env
 
 
@@ -312,8 +340,18 @@ def broken_registry(setup: InitSetup, tmp_path: Path) -> dict[str, str]:
         ),
         pytest.param(
             missing_crm_connection,
-            "connection 'crm_lumen_medspa' is not defined (set AIRFLOW_CONN_CRM_LUMEN_MEDSPA)",
+            "connection 'crm_lumen_medspa' is not defined (add it to the connections file ",
             id="missing-practice-connection",
+        ),
+        pytest.param(
+            missing_connections_file,
+            "connections.json does not exist: write secrets/connections.json",
+            id="missing-connections-file",
+        ),
+        pytest.param(
+            broken_connections_file,
+            "connections.json cannot be read: Expecting ',' delimiter",
+            id="broken-connections-file",
         ),
         pytest.param(
             broken_registry,
@@ -363,9 +401,10 @@ def compose_sandboxes() -> Iterator[dict[str, str]]:
 
 
 def test_init_checks_that_each_practice_has_one_time_zone(setup, tmp_path, compose_sandboxes):
-    env = setup.env()
-    for compose_url, local_url in compose_sandboxes.items():
-        env = {name: value.replace(compose_url, local_url) for name, value in env.items()}
+    connections = json.loads(json.dumps(setup.connections))
+    for conn in connections.values():
+        conn["host"] = compose_sandboxes.get(conn["host"], conn["host"])
+    env = setup.with_connections(setup.env(), connections, "local-sandboxes")
     agreed = run_init(env)
     assert agreed.returncode == 0, f"airflow-init failed with agreeing zones\n{output(agreed)}"
     assert "time zones: practice harbor-dermatology: time zones agree (America/Chicago)" in agreed.stdout
