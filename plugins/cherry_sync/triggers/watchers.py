@@ -304,12 +304,21 @@ class _FeedReader:
 
         if self.pacer is None:
             self.pacer = MemoryPacer()
-        return _shared_session_hook()(conn_id, pacer=self.pacer)
+        return _shared_session_hook()(conn_id, pacer=self.pacer, retry=_feed_read_retry())
 
     def _stored_cursor(self, practice: str) -> str | None:
         from cherry_sync.sync.practice_runs import EVENTS_STREAM
 
         return _store(self.store_conn_id).get_cursor(practice, EVENTS_STREAM)
+
+
+def _feed_read_retry():
+    """A read retried once at most: the next poll is the retry, and a read held in backoff holds a pool thread
+    (a Cherry outage must not queue every practice's reads behind minutes of backoff). Connection extras of the
+    same names still win."""
+    from cherry_sync.hooks.base import RetrySettings
+
+    return RetrySettings(max_attempts=2, max_elapsed_seconds=10.0, backoff_initial=0.5, backoff_max=2.0)
 
 
 def _read(hook, position: str):
