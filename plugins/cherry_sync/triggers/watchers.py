@@ -2,19 +2,24 @@
 
 - `InboxWatcher` (practices with webhooks): every second one query of the sync store's webhook inbox, shared by
   every practice through the triggerer's shared streams (one poll loop for all of them); a practice's trigger
-  fires when rows it has not signalled yet are pending.
+  fires when rows it has not signalled yet are pending. The poll's result goes out to the watchers only when it
+  changed (or a watcher joined): an idle inbox wakes none of them.
 - `FeedWatcher` (the others): one `GET /v1/events` per `poll_seconds` from the practice's stored cursor; it fires
-  only when the feed holds something other than `test.ping` after the position it last looked at.
+  only when the feed holds something other than `test.ping` after the position it last looked at. Every feed
+  watcher shares one reader (a shared stream too): one task per practice on the triggerer's loop, one small thread
+  pool and one HTTP connection pool per pool thread for all practices, each practice's reads at a fixed point of
+  its interval (from its slug), so the reads of many practices spread evenly instead of coming in bursts.
 
 Either fires a `TriggerEvent` whose payload is the practice slug, the source and counts (the triggerer logs it:
 never patient data); the practice's `cherry_events/<slug>` Asset gets an event and `cherry_refresh` runs. Where
-the work is is kept in the sync store, not in the triggers: a restarted triggerer starts from what is still
-unapplied there (pending inbox rows, the feed after the stored cursor) and fires for it at once, so a restart loses
-nothing and at worst starts one run that finds nothing new. Errors never end a watcher (an ended watcher would not
-be restarted): they are logged by type and the poll carries on after a pause.
+the work is is kept in the sync store, not in the triggers: a restarted triggerer (or watcher) starts from what is
+still unapplied there (pending inbox rows, the feed after the stored cursor) and fires for it at its first poll
+(within one interval), so a restart loses nothing and at worst starts one run that finds nothing new. Errors
+never end a watcher (an ended watcher would not be restarted): they are logged by type and the poll carries on
+after a pause; a feed read is retried once at most (the next poll is the retry).
 
 Everything that blocks (the store, Cherry, the connection look-up, and the first import of the store and the
-hook) runs in a thread (`asyncio.to_thread`), never on the triggerer's event loop.
+hook) runs in a thread, never on the triggerer's event loop.
 """
 
 from __future__ import annotations
