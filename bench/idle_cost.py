@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store-url", default=None, help="use this (migrated) store database instead")
     parser.add_argument("--skip-parse", action="store_true", help="measure the watchers only")
     parser.add_argument("--skip-watchers", action="store_true", help="measure parsing only")
+    parser.add_argument(
+        "--db", action="store_true", help="also write cherry_refresh to a throwaway PostgreSQL metadata database"
+    )
     parser.add_argument("--label", default="", help="sub-section label, e.g. 'before' or 'after'")
     parser.add_argument("--results", type=Path, default=RESULTS, help="results file (bench/RESULTS.md)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the results file alone")
@@ -193,6 +196,79 @@ def measure_parsing(count: int, parses: int, workdir: Path) -> dict[str, dict]:
     return out
 
 
+# -- the metadata database (parse-to-DB of cherry_refresh) ---------------------------------------------------
+
+
+def _db_child(payload: dict) -> dict:
+    import logging
+
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+    from sqlalchemy import text
+
+    logging.disable(logging.WARNING)
+    DagBundlesManager().sync_bundles_to_db()
+    file = Path(payload["file"])
+    out: dict[str, Any] = {}
+    for step in ("first", "second", "steady"):
+        cpu0 = _cpu()
+        bag = BundleDagBag(dag_folder=str(file), bundle_path=file.parent, bundle_name="dags-folder")
+        cpu1, wall1 = _cpu(), time.monotonic()
+        sync_bag_to_db(bag, "dags-folder", None)
+        out[step] = {
+            "parse_cpu": cpu1 - cpu0,
+            "sync_cpu": _cpu() - cpu1,
+            "sync_wall": time.monotonic() - wall1,
+            "errors": sorted(bag.import_errors),
+        }
+    with create_session() as session:
+        row = session.execute(
+            text(
+                "select coalesce(length(data::text), 0), coalesce(length(data_compressed), 0) "
+                "from serialized_dag where dag_id = 'cherry_refresh'"
+            )
+        ).one()
+        out["stored_bytes"] = {"json": row[0], "compressed": row[1]}
+        out["rows"] = {
+            table: session.execute(text(f"select count(*) from {table}")).scalar()  # noqa: S608 - fixed names
+            for table in ("asset", "asset_watcher", "trigger", "dag_schedule_asset_reference")
+        }
+    return out
+
+
+def measure_db(count: int, workdir: Path) -> dict:
+    """Parse `cherry_refresh` with `count` practices and write it to a throwaway PostgreSQL metadata database."""
+    import secrets as _secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from bench.backfill import PG_ADMIN_URL
+
+    name = f"idle_cost_meta_{_secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    registry = write_registry(workdir / f"practices-{count}.yml", registry_entries(count))
+    # Unpaused, as a deployment runs it: the watchers (asset_watcher, trigger rows) are written for active DAGs.
+    env = _env(
+        registry,
+        workdir,
+        {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url, "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"},
+    )
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], cwd=REPO, env=env, capture_output=True, check=True
+        )
+        return _child("--db-child", {"file": str(REPO / "dags" / "cherry_refresh.py")}, env)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 # -- watchers (a triggerer's loop) ----------------------------------------------------------------------------
 
 
@@ -319,6 +395,25 @@ def measure_watchers(count: int, args: argparse.Namespace, workdir: Path, store_
 # -- the run -------------------------------------------------------------------------------------------------
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run (its options, defaults included)."""
+    parts = ["python -m bench idle_cost", f"--practices {args.practices}"]
+    if args.skip_parse:
+        parts.append("--skip-parse")
+    else:
+        parts.append(f"--parses {args.parses}")
+    if args.skip_watchers:
+        parts.append("--skip-watchers")
+    if args.db:
+        parts.append("--db")
+    else:
+        parts += [f"--seconds {args.seconds:g} --warmup {args.warmup:g}", f"--poll-seconds {args.poll_seconds}"]
+        parts.append(f"--store {args.store}")
+    if args.label:
+        parts.append(f"--label '{args.label}'")
+    return " ".join(parts)
+
+
 def per_practice(cpu: float, seconds: float, count: int) -> float:
     """CPU-seconds per practice per 5-minute cycle."""
     return cpu / max(seconds, 1e-9) * CYCLE_SECONDS / count
@@ -365,13 +460,26 @@ def run(args: argparse.Namespace) -> int:
                             )
                             print(f"watch N={count} {kind}: {r}", flush=True)
             watch_store = store_label
+    db_rows = []
+    if args.db:
+        with tempfile.TemporaryDirectory(prefix="idle-cost-db-") as tmp:
+            for count in counts:
+                r = measure_db(count, Path(tmp))
+                first, second, steady = r["first"], r["second"], r["steady"]
+                db_rows.append(
+                    f"| {count:,} | {r['stored_bytes']['json'] / 1024:.0f} KiB | {first['parse_cpu']:.2f} s | "
+                    f"{first['sync_wall']:.2f} s ({first['sync_cpu']:.2f} s CPU) | "
+                    f"{second['sync_wall']:.2f} s ({second['sync_cpu']:.2f} s CPU) | "
+                    f"{steady['sync_wall']:.2f} s ({steady['sync_cpu']:.2f} s CPU) | "
+                    f"{r['rows']['asset']:,} / {r['rows']['asset_watcher']:,} / {r['rows']['trigger']:,} |"
+                )
+                print(f"db N={count}: {r}", flush=True)
     label = f" ({args.label})" if args.label else ""
     lines = [
         f"### {', '.join(f'{c:,}' for c in counts)} practices{label}",
         "",
         f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}.",
-        f"`python -m bench idle_cost --practices {args.practices} --seconds {args.seconds:g} --parses {args.parses}"
-        f" --store {args.store}`",
+        f"`{command_line(args)}`",
     ]
     if parse_rows:
         lines += [
@@ -395,6 +503,18 @@ def run(args: argparse.Namespace) -> int:
             "|---|---|---|---|---|---|---|",
             *watch_rows,
         ]
+    if db_rows:
+        lines += [
+            "",
+            "Metadata database (PostgreSQL): `cherry_refresh` parsed in-process and written with Airflow's "
+            "`sync_bag_to_db`, unpaused; then the same twice more, unchanged (what each later parse writes): "
+            "wall time, and CPU of the writing process (the database server's is not counted).",
+            "",
+            "| practices | serialized DAG stored | parse (in-process) | first write | second | third | "
+            "assets / watchers / triggers |",
+            "|---|---|---|---|---|---|---|",
+            *db_rows,
+        ]
     lines += ["", f"Target < {TARGET_CPU_PER_PRACTICE} CPU-s per idle practice per 5 min in all components."]
     return publish(args, SECTION, INTRO, "\n".join(lines))
 
@@ -403,5 +523,6 @@ if __name__ == "__main__":
     mode, payload = sys.argv[1], json.loads(sys.argv[2])
     import bench  # noqa: F401,E402 - sys.path
 
-    result = _parse_child(payload) if mode == "--parse-child" else _watch_child(payload)
+    children = {"--parse-child": _parse_child, "--watch-child": _watch_child, "--db-child": _db_child}
+    result = children[mode](payload)
     print("RESULT " + json.dumps(result), flush=True)

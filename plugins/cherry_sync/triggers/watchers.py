@@ -210,9 +210,9 @@ class _FeedReader:
     One asyncio task per practice (sleeping between reads costs nothing) sends each read to a small thread pool
     shared by all practices. The hooks share one `requests.Session` per pool thread (`_shared_session_hook`):
     connections are kept alive across practices (no TCP or TLS set-up per read), the bearer token being set per
-    request. Reads are paced by an in-process pacer, not the shared one: one read per key per interval is far
-    inside Cherry's 20 per second, and a store round trip per read would double its cost; a 429 (a worker using
-    the key's whole budget at that moment) is retried by the hook as always.
+    request. The reader's schedule is the reads' pacing (`_paced_by_the_reader`): one read per key per interval
+    is far inside Cherry's 20 per second; a 429 (a worker using the key's whole budget at that moment) is retried
+    by the hook as always, and the hook still honours Cherry's own remaining-requests count.
     """
 
     def __init__(self, store_conn_id: str) -> None:
@@ -305,16 +305,29 @@ class _FeedReader:
             due = max(due, loop.time())  # a late read does not bunch the next ones up
 
     def _hook(self, conn_id: str):
-        from cherry_sync.hooks.pacing import MemoryPacer
-
         if self.pacer is None:
-            self.pacer = MemoryPacer()
+            self.pacer = _paced_by_the_reader()
         return _shared_session_hook()(conn_id, pacer=self.pacer, retry=_feed_read_retry())
 
     def _stored_cursor(self, practice: str) -> str | None:
         from cherry_sync.sync.practice_runs import EVENTS_STREAM
 
         return _store(self.store_conn_id).get_cursor(practice, EVENTS_STREAM)
+
+
+def _paced_by_the_reader():
+    """The feed reads' pacer: none beyond the reader's own schedule. A practice's key gets one read per interval
+    (5 s at the shortest), far inside Cherry's 20 per second; a limiter per key would cost a thread per key
+    (pyrate-limiter's leaker) and a bucket check per read, and the shared pacer a store round trip per read."""
+    from cherry_sync.hooks.pacing import Pacer
+
+    class PacedByTheReader(Pacer):
+        backend = "feed-reader"
+
+        def acquire(self, key, settings) -> None:
+            return None
+
+    return PacedByTheReader()
 
 
 def _feed_read_retry():
