@@ -32,6 +32,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -304,6 +305,7 @@ async def _run_watchers(triggers: list, warmup: float, seconds: float) -> dict:
     cpu0, wall0 = _cpu(), time.monotonic()
     await asyncio.sleep(seconds)
     cpu1, wall1 = _cpu(), time.monotonic()
+    threads = threading.active_count()  # before the watchers stop (a stopped reader's pool is shut down)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -313,7 +315,7 @@ async def _run_watchers(triggers: list, warmup: float, seconds: float) -> dict:
         "wall": wall1 - wall0,
         "fired_warmup": fired_warmup,
         "fired_measured": len(fired) - fired_warmup,
-        "threads": __import__("threading").active_count(),
+        "threads": threads,
     }
 
 
