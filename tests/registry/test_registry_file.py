@@ -67,6 +67,8 @@ def test_watched_practices_are_the_enabled_valid_practices_event_settings(tmp_pa
         registry_entry("typo", webhooks=False, pol_seconds=30),  # misspelt setting
         {**registry_entry("noconn"), "cherry_conn_id": "bad id!"},
         {**registry_entry("maybe"), "enabled": "yes"},
+        registry_entry("spelt", webhooks=False, poll_seconds="30"),  # a number as text: read as 30
+        registry_entry("half", webhooks=False, poll_seconds=15.5),
         "not a mapping",
     ]
     path = tmp_path / "practices.yml"
@@ -76,6 +78,7 @@ def test_watched_practices_are_the_enabled_valid_practices_event_settings(tmp_pa
         WatchedPractice("glow", "cherry_glow", True, 15),
         WatchedPractice("lumen", "cherry_lumen", False, 20),
         WatchedPractice("harbor", "cherry_harbor", False, 15),
+        WatchedPractice("spelt", "cherry_spelt", False, 30),
     ]
     # The same practices and settings as full validation finds (every field an Asset needs agrees).
     valid = [

@@ -77,6 +77,9 @@ def watched_practices(entries: Iterable[Any]) -> list[WatchedPractice]:
             continue
         webhooks = events.get("webhooks", False)
         poll = events.get("poll_seconds", DEFAULT_POLL_SECONDS)
+        # As the registry reads it (pydantic's lax int): 15, 15.0 and "15" are 15; true, 15.5 and "x" are not.
+        if (isinstance(poll, float) and poll.is_integer()) or (isinstance(poll, str) and poll.strip().isdigit()):
+            poll = int(poll)
         if not isinstance(webhooks, bool) or isinstance(poll, bool) or not isinstance(poll, int):
             continue
         if not MIN_POLL_SECONDS <= poll <= MAX_POLL_SECONDS:
