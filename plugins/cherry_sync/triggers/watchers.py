@@ -162,8 +162,8 @@ class FeedWatcher(BaseEventTrigger):
             yield event
 
     async def _events(self, reader: _FeedReader, found_stream: AsyncIterator[dict[str, dict[str, Any]]]):
-        # Subscribing (re)starts this practice's reads from the stored cursor: a restarted watcher fires at once
-        # for what is still unapplied.
+        # Subscribing (re)starts this practice's reads from the stored cursor: a restarted watcher fires at its
+        # first read (within one interval) for what is still unapplied.
         subscription = reader.subscribe(self)
         try:
             async for found in found_stream:
