@@ -21,10 +21,12 @@ BENCHMARKS = {
     "media_import": "bench.media_import",
     "event_latency": "bench.event_latency",
     "record_lookup": "bench.record_lookup",
+    "idle_cost": "bench.idle_cost",
 }
 # Run only when named: they start the whole scheduler stack (PostgreSQL and Redis needed, about 15 minutes).
 # record_lookup loads 10 million rows into a throwaway PostgreSQL database (a few minutes).
-ON_REQUEST = {"event_latency", "record_lookup"}
+# idle_cost runs 1,000 practices' watchers for minutes (about 10 minutes in all).
+ON_REQUEST = {"event_latency", "record_lookup", "idle_cost"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
-import yaml
 from airflow.sdk import Asset, Param, task
 
 from cherry_sync.notify import OperatorsFailureNotifier
@@ -168,13 +167,11 @@ def practice_choices() -> dict[str, str]:
     enabled and valid is decided at run time from the registry as it is then.
     """
     from cherry_sync.context import default_registry_path
+    from cherry_sync.registry_file import RegistryFileError, read_entries
 
-    path = default_registry_path()
     try:
-        entries = yaml.safe_load(path.read_text()) or []
-    except (OSError, yaml.YAMLError):
-        return {}
-    if not isinstance(entries, list):
+        entries = read_entries(default_registry_path())  # libyaml, parsed once per parse process
+    except RegistryFileError:
         return {}
     choices: dict[str, str] = {}
     for entry in entries:

@@ -25,7 +25,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -41,14 +40,12 @@ from pydantic import (
 from cherry_sync.context import OAUTH_APP_CONN_ID, default_registry_path
 from cherry_sync.domain.contract import MAX_MONEY, MONEY_PLACES, Email, TimeZoneName, decimal_type
 from cherry_sync.reasons import ReasonCode
+from cherry_sync.registry_file import CONN_ID_RE, MAX_SLUG, SLUG_RE, RegistryFileError, read_entries
 
 log = logging.getLogger(__name__)
 
 
-SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 LOCATION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # HighLevel ids; 128: the store's external id columns
-MAX_SLUG = 64  # the store's practices.slug column
 
 
 def _check_slug(value: str) -> str:
@@ -274,10 +271,6 @@ class RegistryError:
         return f"{where}: {self.message}"
 
 
-class RegistryFileError(Exception):
-    """The registry file cannot be used at all (missing, not YAML, not a list): nothing can be synced."""
-
-
 @dataclass(frozen=True, slots=True)
 class Registry:
     """The valid practices (in file order) and the errors found in the others."""
@@ -323,23 +316,8 @@ def load_registry(path: str | Path | None = None) -> Registry:
 
 
 def _read_entries(path: Path) -> list[Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RegistryFileError(f"practice registry not found at {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RegistryFileError(f"practice registry {path} cannot be read: {type(exc).__name__}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise RegistryFileError(f"practice registry {path} is not valid YAML{where}: {problem}") from None
-    if not isinstance(data, list):
-        found = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise RegistryFileError(f"practice registry {path} must be a YAML list of practices, found {found}")
-    return data
+    # libyaml, and one parse per content of the file per process (shared with the DAG files' parse-time reads).
+    return read_entries(path)
 
 
 def parse_entries(entries: list[Any], *, path: Path | None = None) -> Registry:

@@ -3,7 +3,12 @@
 `cherry_events_assets()` reads the registry when the DAG file is parsed (a local file, like the trigger form's
 practice picker) and gives every enabled practice its own Asset with one watcher: an `InboxWatcher` when Cherry
 sends it webhooks (`events.webhooks: true`), a `FeedWatcher` polling every `events.poll_seconds` otherwise. A
-registry change is picked up at the next parse (the triggerer then starts and stops watchers to match).
+registry change is picked up at the next parse (the triggerer then starts and stops watchers to match). The
+dag-processor parses the file every 30 s in a fresh process, so the read is cheap by design: libyaml, parsed once
+per process (`cherry_sync.registry_file`), and only the fields an Asset needs are checked (`watched_practices`),
+not the whole entry: pydantic's validation of 1,000 entries would cost more than the rest of the parse. An entry
+whose other settings are wrong still gets its watcher; the run skips it (it is not a valid enabled practice then)
+and `load_registry` reports what is wrong.
 
 Why one Asset per practice and not one shared: the scheduler queues a DAG once per Asset (one queue row, stamped
 when its first event came) and a run consumes the events up to the newest stamp. With one shared Asset, a second
@@ -22,24 +27,73 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import Asset, AssetAny, AssetWatcher, task
 
+from cherry_sync.context import default_registry_path
+from cherry_sync.registry_file import CONN_ID_RE, MAX_SLUG, SLUG_RE, RegistryFileError, read_entries
 from cherry_sync.triggers.watchers import FeedWatcher, InboxWatcher
 
 log = logging.getLogger(__name__)
 
 EVENTS_ASSET_NAME = "cherry_events/{slug}"
 EVENTS_ASSET_URI = "cherry-sync://cherry/events/{slug}"
+# `events.poll_seconds` as the registry defines it (`cherry_sync.registry.EventDelivery`).
+DEFAULT_POLL_SECONDS, MIN_POLL_SECONDS, MAX_POLL_SECONDS = 15, 5, 3600
 
 
-def practice_events_asset(practice) -> Asset:
+@dataclass(frozen=True, slots=True)
+class WatchedPractice:
+    """What a practice's events Asset and watcher need from its registry entry."""
+
+    slug: str
+    cherry_conn_id: str
+    webhooks: bool = False
+    poll_seconds: int = DEFAULT_POLL_SECONDS
+
+
+def watched_practices(entries: Iterable[Any]) -> list[WatchedPractice]:
+    """The enabled entries' slugs and event settings, in file order. The fields read are checked by the registry's
+    rules (slug, connection id, `enabled`, `events`); an entry failing one of them is skipped, as is a slug's
+    second entry, so one bad entry never breaks the DAG file."""
+    found: dict[str, WatchedPractice] = {}
+    seen: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        slug, conn_id = entry.get("slug"), entry.get("cherry_conn_id")
+        if not isinstance(slug, str) or len(slug) > MAX_SLUG or not SLUG_RE.match(slug) or slug in seen:
+            continue
+        seen.add(slug)
+        enabled = entry.get("enabled", True)
+        if enabled is not True:  # false, or not a boolean (an invalid entry)
+            continue
+        if not isinstance(conn_id, str) or len(conn_id) > 250 or not CONN_ID_RE.match(conn_id):
+            continue
+        events = entry.get("events") or {}
+        if not isinstance(events, dict) or not set(events) <= {"webhooks", "poll_seconds"}:
+            continue
+        webhooks = events.get("webhooks", False)
+        poll = events.get("poll_seconds", DEFAULT_POLL_SECONDS)
+        # As the registry reads it (pydantic's lax int): 15, 15.0 and "15" are 15; true, 15.5 and "x" are not.
+        if (isinstance(poll, float) and poll.is_integer()) or (isinstance(poll, str) and poll.strip().isdigit()):
+            poll = int(poll)
+        if not isinstance(webhooks, bool) or isinstance(poll, bool) or not isinstance(poll, int):
+            continue
+        if not MIN_POLL_SECONDS <= poll <= MAX_POLL_SECONDS:
+            continue
+        found[slug] = WatchedPractice(slug, conn_id, webhooks, poll)
+    return list(found.values())
+
+
+def practice_events_asset(practice: WatchedPractice) -> Asset:
     """Cherry events waiting for one practice (webhooks stored, or new in its feed); updated only by its watcher."""
-    if practice.events.webhooks:
+    if practice.webhooks:
         trigger = InboxWatcher(practice.slug)
     else:
-        trigger = FeedWatcher(practice.slug, practice.cherry_conn_id, float(practice.events.poll_seconds))
+        trigger = FeedWatcher(practice.slug, practice.cherry_conn_id, float(practice.poll_seconds))
     return Asset(
         name=EVENTS_ASSET_NAME.format(slug=practice.slug),
         uri=EVENTS_ASSET_URI.format(slug=practice.slug),
@@ -50,14 +104,12 @@ def practice_events_asset(practice) -> Asset:
 
 def cherry_events_assets() -> AssetAny:
     """Any enabled practice's events Asset (none when the registry cannot be read: only the hourly run is left)."""
-    from cherry_sync.registry import RegistryFileError, load_registry
-
     try:
-        practices = load_registry().enabled()
+        entries = read_entries(default_registry_path())
     except RegistryFileError as exc:
         log.error("no event watchers: %s", exc)
-        practices = []
-    return AssetAny(*(practice_events_asset(practice) for practice in practices))
+        entries = []
+    return AssetAny(*(practice_events_asset(practice) for practice in watched_practices(entries)))
 
 
 def plan_refresh(payloads: Iterable[Mapping[str, Any]], chosen: list[str]) -> list[dict[str, Any]]:
