@@ -121,7 +121,9 @@ def conn_var(conn_id: str) -> str:
 
 def product_connection_ids() -> set[str]:
     registry = load_registry(REGISTRY_FILE)
-    ids = {STORE_CONN_ID, PACER_CONN_ID, SMTP_CONN_ID}
+    from cherry_sync.maintenance import METADATA_DB_CONN_ID
+
+    ids = {STORE_CONN_ID, PACER_CONN_ID, SMTP_CONN_ID, METADATA_DB_CONN_ID}
     for practice in registry.practices:
         ids |= {practice.cherry_conn_id, practice.crm_conn_id}
     return ids
