@@ -8,7 +8,9 @@ app (`crm_auth: oauth`: only `crm_location_id`; the app's connection and tokens 
 and the offending field, and the other practices keep syncing. Only a file that cannot be read as a YAML list is
 fatal (`RegistryFileError`).
 
-The file is read when `load_registry()` is called, i.e. by tasks at run time, never when a DAG file is parsed.
+`load_registry()` validates the file; a DAG run calls it once, in its first task, and hands the practice tasks
+their validated entries (`cherry_sync.batches`). When a DAG file is parsed only the light read of
+`cherry_sync.registry_file` runs (the trigger forms' practice picker, the refresh's event Assets): no validation.
 `python -m cherry_sync.registry [PATH]` checks a file and prints what is wrong; with `--zones` it also asks Cherry
 and the CRM (through each enabled practice's Airflow connections) whether the practice's three time zones agree.
 """
