@@ -20,11 +20,12 @@ BENCHMARKS = {
     "smart_list": "bench.smart_list",
     "media_import": "bench.media_import",
     "event_latency": "bench.event_latency",
+    "scale": "bench.scale",
     "record_lookup": "bench.record_lookup",
 }
 # Run only when named: they start the whole scheduler stack (PostgreSQL and Redis needed, about 15 minutes).
 # record_lookup loads 10 million rows into a throwaway PostgreSQL database (a few minutes).
-ON_REQUEST = {"event_latency", "record_lookup"}
+ON_REQUEST = {"event_latency", "record_lookup", "scale"}
 
 
 def main(argv: list[str] | None = None) -> int:
