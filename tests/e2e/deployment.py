@@ -143,7 +143,7 @@ def deployed(home: Path, options: dict[str, Any] | None = None, on_stop=None) ->
         if registry:
             home.mkdir(parents=True, exist_ok=True)
             registry_path = home / "practices.yml"
-            registry_path.write_text(yaml.safe_dump(registry, sort_keys=False))
+            registry_path.write_text(yaml.safe_dump(registry))
         if options.get("oauth"):
             registry_path = registry_with_oauth(sandboxes, set(options["oauth"]), home / "practices.yml", registry_path)
         cherry_connections = connection_env(sandboxes, registry_path, crm_window=CRM_WINDOW)
