@@ -5,8 +5,9 @@
 For each N a fresh deployment (tests/e2e/deployment.py `deployed`, `practices=N`): scheduler, dag-processor,
 api-server and two Celery workers (concurrency 4) on Redis, PostgreSQL for Airflow's metadata DB and the sync store,
 both sandboxes on loopback; N generated practices (`practice-0001`...), each its own Cherry practice and CRM
-location with `--patients` patients; past 20 practices their connections come from a connections file through
-Airflow's LocalFilesystemBackend. No triggerer: the refresh is triggered by hand (`--triggerer` starts one and
+location with `--patients` patients; their connections as AIRFLOW_CONN_* variables, or with `--connections file`
+from a connections file through Airflow's LocalFilesystemBackend (quadratic in the file's size: see
+tests/e2e/deployment.py; fine at 30 practices, not at 300). No triggerer: the refresh is triggered by hand (`--triggerer` starts one and
 counts it, its watchers then run too).
 
 Measured, one after the other, each a run of every practice (`practices` left empty):
@@ -55,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--practices", type=int, nargs="+", default=[30], help="deployment sizes N (30)")
     parser.add_argument("--patients", type=int, default=4, help="Cherry patients per practice (4)")
     parser.add_argument("--idle-seconds", type=float, default=120.0, help="idle window, scaled to 5 min (120)")
+    parser.add_argument("--connections", choices=("env", "file"), default="env", help="practice connections (env)")
     parser.add_argument("--triggerer", action="store_true", help="start a triggerer (its watchers run too)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="results file (bench/RESULTS.md)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the results file alone")
@@ -175,7 +177,12 @@ def _measure(args, count: int) -> tuple[list[Phase], dict]:
 
     home = Path(tempfile.mkdtemp(prefix=f"bench-scale-{count}-"))
     print(f"N={count}: Airflow home and component logs in {home} (removed after a successful run)", flush=True)
-    options = {"practices": count, "patients": args.patients, "triggerer": args.triggerer}
+    options = {
+        "practices": count,
+        "patients": args.patients,
+        "triggerer": args.triggerer,
+        "connections": args.connections,
+    }
     phases: list[Phase] = []
     facts: dict = {}
     started = time.monotonic()
@@ -263,7 +270,7 @@ def run(args) -> int:
             "",
             f"Run {started_at:%Y-%m-%d %H:%M} UTC on {machine()}, shared with other work (load average "
             f"{_load()}). `python -m bench scale --practices {count} --patients {args.patients} --idle-seconds "
-            f"{args.idle_seconds:g}{' --triggerer' if args.triggerer else ''}`. Deployment up in "
+            f"{args.idle_seconds:g} --connections {args.connections}{' --triggerer' if args.triggerer else ''}`. Deployment up in "
             f"{facts['start_seconds']:.0f} s; practice connections "
             + ("in a connections file (LocalFilesystemBackend)" if facts["connections_file"] else "as AIRFLOW_CONN_*")
             + f"; {count} Cherry events made in {facts['events_seconds']:.0f} s before the event refresh. CPU in "

@@ -7,8 +7,12 @@ the calling process on loopback.
 
 By default it serves include/practices.yml's three practices, their connections as AIRFLOW_CONN_* variables. With
 `practices=N` (the scale benchmark and test) it serves N generated practices instead, `practice-0001`... each its own
-Cherry practice and CRM location; past `ENV_CONNECTIONS_MAX` their connections are read from a connections file
-through Airflow's `LocalFilesystemBackend` secrets backend, not from thousands of variables.
+Cherry practice and CRM location. Their connections are AIRFLOW_CONN_* variables too (2 per practice), unless
+`connections="file"`: then they are read from a connections file through Airflow's `LocalFilesystemBackend`.
+That backend does not scale past a few dozen connections: every look-up builds a `Connection` for every entry of the
+file, and each one registers its password with the secrets masker, which recompiles its pattern per new secret
+(quadratic): at 600 connections the first look-up of a task process took 68-142 s of CPU on this machine, so each task
+of a 300-practice deployment would spend over a minute before doing anything.
 """
 
 from __future__ import annotations
@@ -37,9 +41,6 @@ from tests.fixtures.smtp import SmtpServer, start_smtp_server
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 CRM_WINDOW = 1.0  # time-scaled burst window (100 per 1 s), as in the DAG tests and the demo
 OPS_EMAIL = "oncall@aesthetix.example"
-# More generated practices than this: their connections go into a connections file read by Airflow's
-# LocalFilesystemBackend (the shape docker-compose.yml uses at scale), not AIRFLOW_CONN_* variables.
-ENV_CONNECTIONS_MAX = 20
 CONNECTIONS_FILE = "connections.json"
 LOCAL_FILESYSTEM_BACKEND = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
 
@@ -115,7 +116,8 @@ def deployed(home: Path, options: dict[str, Any] | None = None, on_stop=None) ->
     `registry` (entries replacing include/practices.yml), `oauth` (slugs whose CRM location is reached through the
     CRM sandbox's marketplace app instead of a PIT: `cherry_onboard` must exchange a code first), `cherry_extras` (slug -> extras of that practice's Cherry
     connection), `triggerer` (start one), `env` (more Airflow settings), `patients` (per Cherry practice, 40),
-    `practices` (N: serve N generated practices instead of the registry; see the module docstring).
+    `practices` (N: serve N generated practices instead of the registry), `connections` ("env", default, or "file":
+    the practices' connections through LocalFilesystemBackend; see the module docstring).
     `on_stop(stack)` is called once the stack has stopped (to keep its logs)."""
     options = options or {}
     count = options.get("practices")
@@ -153,7 +155,7 @@ def deployed(home: Path, options: dict[str, Any] | None = None, on_stop=None) ->
             if extras and name in cherry_connections:
                 cherry_connections[name] = json.dumps({**json.loads(cherry_connections[name]), "extra": extras})
         secrets_backend: dict[str, str] = {}
-        if count and count > ENV_CONNECTIONS_MAX:
+        if options.get("connections", "env") == "file":
             secrets_backend = connections_file(cherry_connections, home / CONNECTIONS_FILE)
             cherry_connections = {}
         connections = {
