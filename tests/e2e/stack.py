@@ -30,6 +30,8 @@ from cryptography.fernet import Fernet
 from scripts.local_env import POOLS_FILE, REPO, airflow, airflow_env, free_port
 
 TERMINAL = {"success", "failed"}
+# A task instance's states once it is done; any other state (None included: never scheduled) is work left behind.
+FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
 PAGE_LIMIT = 100  # Airflow's default `[api] maximum_page_limit`: a larger `limit` is cut to it
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 
@@ -77,6 +79,24 @@ class ApiClient:
 
     def dag_runs(self, dag_id: str) -> list[dict]:
         return self.collection(f"/dags/{dag_id}/dagRuns", "dag_runs")
+
+    def xcom_entries(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> list[dict]:
+        """The XCom entries (keys, not values) of a task: of every map index, or of one."""
+        params = {} if map_index is None else {"map_index": map_index}
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries"
+        return self.collection(path, "xcom_entries", params)
+
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1):
+        """One XCom's value as stored (the API returns a JSON value as a string: parsed here)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        value = self.call("GET", path, params={"map_index": map_index})["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
+    def pools(self) -> dict[str, dict]:
+        return {p["name"]: p for p in self.collection("/pools", "pools")}
+
+    def import_errors(self) -> list[dict]:
+        return self.collection("/importErrors", "import_errors")
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, on_poll: Callable | None = None) -> dict:
         """Poll until the run is success or failed; returns the run. Fails the test on timeout."""
@@ -127,6 +147,25 @@ class Component:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the component and every process it started: each live process's
+        own time plus what it collected from the children it reaped (a finished task process counts in its parent's
+        `children_*` once waited for, and so on up the tree). The difference of two readings is the work done in
+        between; a process that died unreaped, or was re-parented out of the tree, is missed."""
+        try:
+            root = psutil.Process(self.process.pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:  # ended since the listing: its time is now its parent's children_*
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+        return total
 
     def runs_process(self, pid: int) -> bool:
         """Whether `pid` is this component or one of the processes it started."""
@@ -274,10 +313,44 @@ class AirflowStack:
             if dag_ids <= found:
                 return
             if time.monotonic() > deadline:
-                errors = client.call("GET", "/importErrors")
+                errors = client.import_errors()
                 raise AssertionError(f"DAGs not parsed after {timeout:.0f}s: missing {dag_ids - found}; {errors}")
             time.sleep(2)
 
     def stop(self) -> None:
         for component in reversed(list(self.components.values())):
             component.stop()
+
+
+def assert_every_task_instance(
+    client: ApiClient,
+    dag_id: str,
+    run_id: str,
+    expected: dict[str, str | set[str]],
+    *,
+    others: set[str] | frozenset[str] = frozenset(),
+) -> list[dict]:
+    """Check every task instance of a run, read page by page, and return them all.
+
+    `expected` maps a task (its id, or the last part of an id inside a task group, `practice.sync_patients` ->
+    `sync_patients`) to the state, or states, its instances may end in. Fails when an instance is in another state,
+    when one is not finished (scheduled, queued, running, up for retry, never scheduled: left behind), when a task of
+    `expected` has no instance at all, or when the pages overlap. A task not in `expected` may only end in `others`
+    (empty: no such task may exist), so that a task added to the DAG is noticed, not silently allowed.
+    """
+    tis = client.task_instances(dag_id, run_id)
+    keys = [(t["task_id"], t.get("map_index")) for t in tis]
+    assert len(keys) == len(set(keys)), f"{dag_id} {run_id}: the pages repeat task instances"
+    allowed = {task: {states} if isinstance(states, str) else set(states) for task, states in expected.items()}
+    wrong, seen = [], set()
+    for ti in tis:
+        task = ti["task_id"] if ti["task_id"] in allowed else ti["task_id"].rsplit(".", 1)[-1]
+        seen.add(task)
+        states = allowed.get(task, set(others))
+        if ti["state"] not in FINISHED or ti["state"] not in states:
+            label = ti.get("rendered_map_index") or ti.get("map_index")
+            wrong.append(f"{ti['task_id']}[{label}]={ti['state']} (allowed: {sorted(states) or 'none'})")
+    assert not wrong, f"{dag_id} {run_id}: {len(wrong)} of {len(tis)} task instances: " + "; ".join(wrong[:30])
+    missing = set(allowed) - seen
+    assert not missing, f"{dag_id} {run_id}: no task instance of {sorted(missing)}"
+    return tis

@@ -117,8 +117,7 @@ def test_deployment_is_up_and_parses_every_dag(deployment: Deployment):
     health = client.call("GET", "/monitor/health")
     assert health["metadatabase"]["status"] == "healthy"
     assert health["scheduler"]["status"] == "healthy"
-    pools = {p["name"]: p for p in client.call("GET", "/pools")["pools"]}
-    assert {"cherry_sync_crm_api", "cherry_sync_cherry_api"} <= set(pools)
+    assert {"cherry_sync_crm_api", "cherry_sync_cherry_api"} <= set(client.pools())
     # One slot for the run-through: the two practices' CRM tasks must then run one after the other.
     _set_slots(client, "cherry_sync_crm_api", 1)
     workers = [c for c in deployment.stack.components.values() if c.name.startswith("worker")]
@@ -130,10 +129,7 @@ def test_onboarding_exchanges_the_code_and_finds_every_practice_ready(deployment
     OAUTH_SECRETS.extend([code, deployment.crm.oauth_app()["client_secret"]])
     run_id = _run(deployment, "cherry_onboard", {"authorization_code": code})
     client = deployment.stack.client()
-    report = client.call(
-        "GET", f"/dags/cherry_onboard/dagRuns/{run_id}/taskInstances/onboarding_report/xcomEntries/return_value"
-    )["value"]
-    report = json.loads(report) if isinstance(report, str) else report
+    report = client.xcom_value("cherry_onboard", run_id, "onboarding_report")
     states = {p["slug"]: (p["auth"].lower(), p["state"]) for p in report["practices"]}
     assert states == {
         "glow-aesthetics": ("pit", "ready"),
