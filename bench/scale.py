@@ -5,8 +5,9 @@
 For each N a fresh deployment (tests/e2e/deployment.py `deployed`, `practices=N`): scheduler, dag-processor,
 api-server and two Celery workers (concurrency 4) on Redis, PostgreSQL for Airflow's metadata DB and the sync store,
 both sandboxes on loopback; N generated practices (`practice-0001`...), each its own Cherry practice and CRM
-location with `--patients` patients; their connections as AIRFLOW_CONN_* variables, or with `--connections file`
-from a connections file through Airflow's LocalFilesystemBackend (quadratic in the file's size: see
+location with `--patients` patients; their connections in a connections file read through the product's secrets
+backend (`--connections file`, the default, as docker-compose.yml deploys it), as AIRFLOW_CONN_* variables (`env`),
+or through Airflow's LocalFilesystemBackend (`airflow-file`: quadratic in the file's size, see
 tests/e2e/deployment.py; fine at 30 practices, not at 300). No triggerer: the refresh is triggered by hand (`--triggerer` starts one and
 counts it, its watchers then run too).
 
@@ -56,7 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--practices", type=int, nargs="+", default=[30], help="deployment sizes N (30)")
     parser.add_argument("--patients", type=int, default=4, help="Cherry patients per practice (4)")
     parser.add_argument("--idle-seconds", type=float, default=120.0, help="idle window, scaled to 5 min (120)")
-    parser.add_argument("--connections", choices=("env", "file"), default="env", help="practice connections (env)")
+    parser.add_argument(
+        "--connections",
+        choices=("file", "env", "airflow-file"),
+        default="file",
+        help="practice connections: the product's secrets backend (file, default), AIRFLOW_CONN_* (env) or Airflow's "
+        "LocalFilesystemBackend (airflow-file)",
+    )
     parser.add_argument("--triggerer", action="store_true", help="start a triggerer (its watchers run too)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="results file (bench/RESULTS.md)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the results file alone")
@@ -272,7 +279,14 @@ def run(args) -> int:
             f"{_load()}). `python -m bench scale --practices {count} --patients {args.patients} --idle-seconds "
             f"{args.idle_seconds:g} --connections {args.connections}{' --triggerer' if args.triggerer else ''}`. Deployment up in "
             f"{facts['start_seconds']:.0f} s; practice connections "
-            + ("in a connections file (LocalFilesystemBackend)" if facts["connections_file"] else "as AIRFLOW_CONN_*")
+            + (
+                {
+                    "file": "in a connections file (ConnectionsFileBackend)",
+                    "airflow-file": "in a connections file (LocalFilesystemBackend)",
+                }[args.connections]
+                if facts["connections_file"]
+                else "as AIRFLOW_CONN_*"
+            )
             + f"; {count} Cherry events made in {facts['events_seconds']:.0f} s before the event refresh. CPU in "
             "seconds (user + system, each component with all the processes it started; workers: both, with their "
             f"task processes). Idle window {args.idle_seconds:g} s, scaled to 5 minutes; runs started in it: "

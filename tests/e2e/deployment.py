@@ -7,12 +7,13 @@ the calling process on loopback.
 
 By default it serves include/practices.yml's three practices, their connections as AIRFLOW_CONN_* variables. With
 `practices=N` (the scale benchmark and test) it serves N generated practices instead, `practice-0001`... each its own
-Cherry practice and CRM location. Their connections are AIRFLOW_CONN_* variables too (2 per practice), unless
-`connections="file"`: then they are read from a connections file through Airflow's `LocalFilesystemBackend`.
-That backend does not scale past a few dozen connections: every look-up builds a `Connection` for every entry of the
-file, and each one registers its password with the secrets masker, which recompiles its pattern per new secret
-(quadratic): at 600 connections the first look-up of a task process took 68-142 s of CPU on this machine, so each task
-of a 300-practice deployment would spend over a minute before doing anything.
+Cherry practice and CRM location, and their connections come from a connections file through the product's secrets
+backend (`cherry_sync.secrets_backend.ConnectionsFileBackend`, as docker-compose.yml deploys it: no per-practice
+variable in any process's environment); `connections="env"` or `"airflow-file"` chooses AIRFLOW_CONN_* variables or
+Airflow's own `LocalFilesystemBackend` instead. The latter does not scale past a few dozen connections: every look-up
+builds a `Connection` for every entry of the file, and each one registers its password with the secrets masker,
+which recompiles its pattern per new secret (quadratic): at 600 connections the first look-up of a task process took
+68-142 s of CPU on this machine.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ CRM_WINDOW = 1.0  # time-scaled burst window (100 per 1 s), as in the DAG tests 
 OPS_EMAIL = "oncall@aesthetix.example"
 CONNECTIONS_FILE = "connections.json"
 LOCAL_FILESYSTEM_BACKEND = "airflow.secrets.local_filesystem.LocalFilesystemBackend"
+PRODUCT_BACKEND = "cherry_sync.secrets_backend.ConnectionsFileBackend"
 
 
 class ManyPracticesConfig(CherrySandboxConfig):
@@ -98,14 +100,15 @@ def generated_registry(cherry: CherrySandbox, crm: CrmSandbox) -> list[dict]:
     return entries
 
 
-def connections_file(env: dict[str, str], path: Path) -> dict[str, str]:
+def connections_file(env: dict[str, str], path: Path, backend: str = PRODUCT_BACKEND) -> dict[str, str]:
     """Move AIRFLOW_CONN_* connections (JSON form) into `path`, Airflow's documented connections JSON file
     (`{conn_id: {"conn_type": ..., "host": ..., "password": ..., "extra": {...}}}`); returns the Airflow settings
-    that make every component read it through `LocalFilesystemBackend`, before the environment variables."""
+    that make every component read it through `backend`, before the environment variables."""
     connections = {name.removeprefix("AIRFLOW_CONN_").lower(): json.loads(value) for name, value in env.items()}
     path.write_text(json.dumps(connections, indent=1))
+    path.chmod(0o600)
     return {
-        "AIRFLOW__SECRETS__BACKEND": LOCAL_FILESYSTEM_BACKEND,
+        "AIRFLOW__SECRETS__BACKEND": backend,
         "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"connections_file_path": str(path)}),
     }
 
@@ -116,8 +119,8 @@ def deployed(home: Path, options: dict[str, Any] | None = None, on_stop=None) ->
     `registry` (entries replacing include/practices.yml), `oauth` (slugs whose CRM location is reached through the
     CRM sandbox's marketplace app instead of a PIT: `cherry_onboard` must exchange a code first), `cherry_extras` (slug -> extras of that practice's Cherry
     connection), `triggerer` (start one), `env` (more Airflow settings), `patients` (per Cherry practice, 40),
-    `practices` (N: serve N generated practices instead of the registry), `connections` ("env", default, or "file":
-    the practices' connections through LocalFilesystemBackend; see the module docstring).
+    `practices` (N: serve N generated practices instead of the registry), `connections` ("env", "file": the
+    product's secrets backend, default with `practices`, or "airflow-file"; see the module docstring).
     `on_stop(stack)` is called once the stack has stopped (to keep its logs)."""
     options = options or {}
     count = options.get("practices")
@@ -155,8 +158,10 @@ def deployed(home: Path, options: dict[str, Any] | None = None, on_stop=None) ->
             if extras and name in cherry_connections:
                 cherry_connections[name] = json.dumps({**json.loads(cherry_connections[name]), "extra": extras})
         secrets_backend: dict[str, str] = {}
-        if options.get("connections", "env") == "file":
-            secrets_backend = connections_file(cherry_connections, home / CONNECTIONS_FILE)
+        mode = options.get("connections", "file" if count else "env")
+        if mode in ("file", "airflow-file"):
+            backend = PRODUCT_BACKEND if mode == "file" else LOCAL_FILESYSTEM_BACKEND
+            secrets_backend = connections_file(cherry_connections, home / CONNECTIONS_FILE, backend)
             cherry_connections = {}
         connections = {
             **cherry_connections,

@@ -117,9 +117,15 @@ def test_deployment_is_up_and_parses_every_dag(deployment: Deployment):
     health = client.call("GET", "/monitor/health")
     assert health["metadatabase"]["status"] == "healthy"
     assert health["scheduler"]["status"] == "healthy"
-    assert {"cherry_sync_crm_api", "cherry_sync_cherry_api"} <= set(client.pools())
+    assert {
+        "cherry_sync_backfill",
+        "cherry_sync_refresh",
+        "cherry_sync_smart_list",
+        "cherry_sync_media",
+        "cherry_sync_cherry_api",
+    } <= set(client.pools())
     # One slot for the run-through: the two practices' CRM tasks must then run one after the other.
-    _set_slots(client, "cherry_sync_crm_api", 1)
+    _set_slots(client, "cherry_sync_backfill", 1)
     workers = [c for c in deployment.stack.components.values() if c.name.startswith("worker")]
     assert len(workers) == 2 and all(w.alive() for w in workers)
 
@@ -217,7 +223,7 @@ def _assert_pool_serialised(deployment: Deployment, dag_id: str, run_id: str) ->
     tis = [
         t
         for t in deployment.stack.client().task_instances(dag_id, run_id)
-        if t.get("pool") == "cherry_sync_crm_api" and t.get("start_date") and t.get("end_date")
+        if t.get("pool") == "cherry_sync_backfill" and t.get("start_date") and t.get("end_date")
     ]
     assert len(tis) >= 4, tis  # provision + sync for each of the two practices
     spans = sorted((t["start_date"], t["end_date"]) for t in tis)
@@ -227,7 +233,7 @@ def _assert_pool_serialised(deployment: Deployment, dag_id: str, run_id: str) ->
 
 def test_worker_killed_mid_backfill_recovers_with_identical_crm_state(deployment: Deployment):
     client = deployment.stack.client()
-    _set_slots(client, "cherry_sync_crm_api", 4)
+    _set_slots(client, "cherry_sync_backfill", 3)
     # The dry run says what the backfill must end with.
     dry = _run(deployment, "cherry_backfill", {"practices": [KILLED], "dry_run": True})
     planned = _ledger(deployment, "cherry_backfill", dry, "sync_patients")[KILLED].counts

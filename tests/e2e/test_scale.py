@@ -1,6 +1,6 @@
 """300 practices on one deployment (tests/e2e/deployment.py, `practices=300`), each its own Cherry practice and CRM
-location with three patients, their 600 connections as AIRFLOW_CONN_* variables (a connections file through
-LocalFilesystemBackend costs each task over a minute at this size: see tests/e2e/deployment.py).
+location with three patients, their 600 connections in a connections file read through the product's secrets backend
+(as docker-compose.yml deploys it; tests/e2e/deployment.py).
 
 A backfill of every practice runs; after it started, 50 practices each get one Cherry event and a refresh of those
 50 is triggered. The refresh must end while the backfill is still going (a long backfill must not hold up the
