@@ -12,11 +12,10 @@ import logging
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from cherry_sync.context import PracticeContext
 from cherry_sync.hooks.oauth import LocationInactive, OAuthGrantRevoked, TokenService
-from cherry_sync.operators.practice import _to_airflow
+from cherry_sync.operators.practice import _outcome
 from cherry_sync.reasons import ReasonCode
 from cherry_sync.registry import PracticeConfig
 from cherry_sync.runtime import crm_hook
@@ -102,10 +101,10 @@ def test_revoked_install_fails_the_oauth_practice_only(oauth_env: OAuthEnv) -> N
         backfill_practice(env.oauth_ctx(0), page_size=50)
     exc = failed.value
     assert exc.reason_code is ReasonCode.AUTH_FAILED and exc.ledger_details() == {"reason": "auth_failed"}
-    task_error = _to_airflow(env.slug(0), exc)
-    assert isinstance(task_error, AirflowFailException)  # failed at once, no retries
-    assert "reinstall the Cherry Sync marketplace app for the agency" in str(task_error)
-    assert "cherry_onboard" in str(task_error)
+    outcome = _outcome(env.slug(0), exc)  # what the practice's task makes of it
+    assert outcome.status == "failed" and not outcome.retry  # failed at once, no retries
+    assert "reinstall the Cherry Sync marketplace app for the agency" in outcome.message
+    assert "cherry_onboard" in outcome.message
 
     pit = backfill_practice(env.make_ctx(1), page_size=50)  # the PIT practice never notices
     assert pit.patients.created > 0
@@ -119,7 +118,8 @@ def test_suspended_location_fails_that_practice_alone(oauth_env: OAuthEnv) -> No
     with pytest.raises(LocationInactive) as failed:
         backfill_practice(env.oauth_ctx(0), page_size=50)
     assert failed.value.reason_code is ReasonCode.LOCATION_INACTIVE
-    assert isinstance(_to_airflow(env.slug(0), failed.value), AirflowFailException)
+    outcome = _outcome(env.slug(0), failed.value)
+    assert outcome.status == "failed" and not outcome.retry
 
     other = backfill_practice(env.oauth_ctx(1), page_size=50)  # another OAuth practice of the same agency
     assert other.patients.created > 0
@@ -160,7 +160,7 @@ def test_no_token_or_secret_in_logs_errors_or_outputs(oauth_env: OAuthEnv, caplo
         out,
         err,
         json.dumps(exported),
-        "\n".join(f"{f!s} {f!r} {f.describe()} {f.ledger_details()} {_to_airflow('p', f)}" for f in failures),
+        "\n".join(f"{f!s} {f!r} {f.describe()} {f.ledger_details()} {_outcome('p', f).message}" for f in failures),
         repr(ctx.crm.credentials) + repr(tokens) + repr(tokens.app) + repr(ctx.crm),
         repr(ledger),
     ]
