@@ -24,6 +24,7 @@ REFRESH_POOL = "cherry_sync_refresh"
 SMART_LIST_POOL = "cherry_sync_smart_list"
 MEDIA_POOL = "cherry_sync_media"
 CHERRY_API_POOL = "cherry_sync_cherry_api"  # the monthly metrics email: Cherry's API only
+POOLS = (BACKFILL_POOL, REFRESH_POOL, SMART_LIST_POOL, MEDIA_POOL, CHERRY_API_POOL)
 # The refresh's tasks go first when the scheduler must choose which waiting tasks to queue.
 REFRESH_PRIORITY = {"priority_weight": 100, "weight_rule": "absolute"}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cherry_sync.dag_support import POOLS
 from scripts.local_env import REPO, airflow_env
 
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
@@ -62,13 +63,7 @@ def _calls_an_api(task) -> bool:
 
 def test_pools_file_is_what_airflow_pools_import_reads():
     pools = json.loads((REPO / "include" / "pools.json").read_text())
-    assert {
-        "cherry_sync_backfill",
-        "cherry_sync_refresh",
-        "cherry_sync_smart_list",
-        "cherry_sync_media",
-        "cherry_sync_cherry_api",
-    } <= set(pools)
+    assert set(POOLS) <= set(pools)
     for name, pool in pools.items():
         assert isinstance(pool["slots"], int) and pool["slots"] >= 1, name
         assert pool["description"], name

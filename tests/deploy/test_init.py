@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from cherry_sync.dag_support import POOLS
 from cherry_sync.store.migrate import VERSION_TABLE, head_revision
 from tests.deploy.test_compose import (
     COMPOSE_FILE,
@@ -248,13 +249,7 @@ def test_init_sets_up_a_fresh_deployment_and_is_idempotent(setup):
     assert {name: pools.get(name) for name in pools_file} == {
         name: spec["slots"] for name, spec in pools_file.items()
     }, "include/pools.json's pools (and slots) must be in the metadata DB"
-    assert {
-        "cherry_sync_backfill",
-        "cherry_sync_refresh",
-        "cherry_sync_smart_list",
-        "cherry_sync_media",
-        "cherry_sync_cherry_api",
-    } <= set(pools)
+    assert set(POOLS) <= set(pools)
 
     # The sync store at the newest schema this code ships.
     assert store_revision(setup.store_db) == head_revision(), "the sync store is not at the newest migration"

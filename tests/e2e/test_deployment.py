@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from cherry_sync.dag_support import POOLS
 from cherry_sync.notify import NOTIFICATION_HEADER
 from cherry_sync.reports.send import REPORT_HEADER
 from sandbox.common.stats import crm_writes
@@ -117,13 +118,7 @@ def test_deployment_is_up_and_parses_every_dag(deployment: Deployment):
     health = client.call("GET", "/monitor/health")
     assert health["metadatabase"]["status"] == "healthy"
     assert health["scheduler"]["status"] == "healthy"
-    assert {
-        "cherry_sync_backfill",
-        "cherry_sync_refresh",
-        "cherry_sync_smart_list",
-        "cherry_sync_media",
-        "cherry_sync_cherry_api",
-    } <= set(client.pools())
+    assert set(POOLS) <= set(client.pools())
     # One slot for the run-through: the two practices' CRM tasks must then run one after the other.
     _set_slots(client, "cherry_sync_backfill", 1)
     workers = [c for c in deployment.stack.components.values() if c.name.startswith("worker")]
