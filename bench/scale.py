@@ -236,10 +236,37 @@ def _measure(args, count: int) -> tuple[list[Phase], dict]:
             idle.scale = 300.0 / idle.wall
             facts["idle_runs"] = runs_after - runs_before
             phases.append(idle)
+            facts["month_later"] = _month_later(deployment, engine)
         finally:
             engine.dispose()
     shutil.rmtree(home, ignore_errors=True)
     return phases, facts
+
+
+# Tables `airflow db clean` reaches that the runs above fill (what the dry run's counts are compared with).
+_CLEANED_TABLES = ("dag_run", "task_instance", "task_instance_history", "xcom", "log", "asset_event", "job")
+
+
+def _month_later(deployment, engine) -> dict:
+    """`cherry_maintenance`'s metadata clean, dry run (the same function its task runs, through the real `airflow db
+    clean --dry-run`), as it would run 31 days from now with the default 30-day retention: what it would delete of
+    the rows these runs left, i.e. that the metadata DB's growth is bounded by the retention."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from cherry_sync.maintenance import clean_metadata_db
+
+    with engine.connect() as conn:
+        present = {
+            table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608 - fixed names
+            for table in _CLEANED_TABLES
+        }
+    started = time.monotonic()
+    result = clean_metadata_db(
+        deployment.metadata_url, 30, dry_run=True, now=datetime.now(UTC) + timedelta(days=31), timeout=600
+    )
+    return {"present": present, "would_delete": result["tables"], "seconds": time.monotonic() - started}
 
 
 def _mb(n: float) -> str:
@@ -305,9 +332,21 @@ def run(args) -> int:
             "Task instance states: "
             + "; ".join(f"{p.name}: {', '.join(f'{n} {s}' for s, n in sorted(p.states.items()))}" for p in phases[:4])
             + ".",
+            "",
+            _month_later_line(facts["month_later"]),
         ]
         publish(args, SECTION, INTRO, "\n".join(lines))  # one sub-section per N, each replaced on a re-run
     return 0
+
+
+def _month_later_line(month: dict) -> str:
+    present, gone = month["present"], month["would_delete"]
+    cells = ", ".join(f"{table} {gone.get(table, 0)} of {present[table]}" for table in _CLEANED_TABLES)
+    return (
+        "A month later: `cherry_maintenance`'s metadata clean, dry run with the default 30-day retention, as it would "
+        f"run 31 days after these runs (`airflow db clean --dry-run`, {month['seconds']:.0f} s), would delete "
+        f"{sum(gone.values())} rows: {cells} (rows it would delete of the rows in the table now)."
+    )
 
 
 def _load() -> str:
