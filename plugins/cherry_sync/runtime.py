@@ -136,9 +136,12 @@ def crm_hook(
     return AesthetixCrmHook(practice.crm_connection_id, connection=connection, pacer=pacer, retry=retry)
 
 
-def practice_context(practice: PracticeConfig, store: SyncStore | None = None) -> PracticeContext:
-    """The practice's context: its registry entry, the store and both hooks, paced through the shared pacer."""
-    pacer = shared_pacer()
+def practice_context(
+    practice: PracticeConfig, store: SyncStore | None = None, pacer: Pacer | None = None
+) -> PracticeContext:
+    """The practice's context: its registry entry, the store and both hooks, paced through the shared pacer
+    (`pacer`: one already resolved, so a task running several practices looks its connection up once)."""
+    pacer = pacer or shared_pacer()
     store = store or get_store(STORE_CONN_ID)
     return PracticeContext(
         practice=practice,

@@ -36,6 +36,7 @@ from cherry_sync.reasons import ReasonCode
 if TYPE_CHECKING:
     from cherry_sync.batches import PracticeWork
     from cherry_sync.context import PracticeContext
+    from cherry_sync.hooks.pacing import Pacer
     from cherry_sync.store import LedgerEntry, RunCounts, SyncStore
     from cherry_sync.sync.practice_runs import RunSummary
 
@@ -119,6 +120,7 @@ class PracticeOperator(BaseOperator):
     def execute(self, context) -> dict[str, Any]:
         from cherry_sync.batches import unpack_batch
         from cherry_sync.context import STORE_CONN_ID
+        from cherry_sync.runtime import shared_pacer
         from cherry_sync.store import get_store
 
         try:
@@ -131,6 +133,8 @@ class PracticeOperator(BaseOperator):
         slugs = [item.slug for item in work]
         earlier = store.task_outcomes(run_id, self.dag_id, self.task_id, slugs)
         blocked = self._not_ready(store, run_id, slugs)
+        # Every practice of the batch paces through the same limiter: its connection is looked up once.
+        pacer = shared_pacer()
         outcomes = []
         for item in work:
             previous = _decided(earlier.get(item.slug))
@@ -139,7 +143,7 @@ class PracticeOperator(BaseOperator):
             elif item.slug in blocked:
                 outcomes.append(blocked[item.slug])
             else:
-                outcomes.append(self._run_one(item, store, run_id))
+                outcomes.append(self._run_one(item, store, run_id, pacer))
         return self._conclude(outcomes)
 
     def _not_ready(self, store: SyncStore, run_id: str, slugs: list[str]) -> dict[str, PracticeOutcome]:
@@ -156,7 +160,7 @@ class PracticeOperator(BaseOperator):
             if slug not in done or done[slug].status != "success"
         }
 
-    def _run_one(self, item: PracticeWork, store: SyncStore, run_id: str) -> PracticeOutcome:
+    def _run_one(self, item: PracticeWork, store: SyncStore, run_id: str, pacer: Pacer) -> PracticeOutcome:
         from cherry_sync.context import RunIdentity
         from cherry_sync.runtime import practice_context
 
@@ -167,7 +171,7 @@ class PracticeOperator(BaseOperator):
         ledger_id = store.start_run(run_id, self.dag_id, slug, self.task_id)
         ctx = None
         try:
-            ctx = practice_context(item.practice, store)
+            ctx = practice_context(item.practice, store, pacer)
             ctx.run = RunIdentity(self.dag_id, run_id, self.task_id)
             report = self.run_for_practice(ctx, self.dry_run, item.arguments)
         except CherrySyncError as exc:
